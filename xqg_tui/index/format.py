@@ -1,0 +1,111 @@
+"""Index folder layout, manifest schema and validation.
+
+Layout (format version 1)::
+
+    DIR/manifest.json          written last, by atomic rename: the index is complete
+    DIR/data-NNNNNN/           one immutable generation of files the manifest points to
+        passages.jsonl         docid, title, text in index order
+        passage_vectors.npy    (N, D)
+        generated.jsonl        {"docid", "generated_queries": {lang: [...]}} in index order
+        query_vectors/LANG.npy (N, NMAX_LANG, D), zero rows past a passage's count
+        query_counts.npy       (N, L) int32, columns in manifest["generation"]["langs"] order
+    DIR/work/                  chunk files and progress.json of a build in progress
+    DIR/.lock                  held by the process that builds
+
+A new build writes a fresh ``data-NNNNNN`` folder (hard-linking unchanged files)
+and only then swaps ``manifest.json``; readers of the previous manifest keep
+working on files that are never modified in place.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import IndexError_
+
+FORMAT_NAME = "xqg-index"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+WORK_DIR = "work"
+PROGRESS = "progress.json"
+LOCK = ".lock"
+PASSAGES = "passages.jsonl"
+PASSAGE_VECTORS = "passage_vectors.npy"
+GENERATED = "generated.jsonl"
+QUERY_VECTORS_DIR = "query_vectors"
+QUERY_COUNTS = "query_counts.npy"
+DTYPES = ("float32", "float16")
+FUSIONS = ("sum", "mean")
+
+
+def safe_join(root: Path, rel: str) -> Path:
+    """Join a relative path from a manifest to ``root``, refusing anything that escapes it."""
+    if not isinstance(rel, str) or not rel or rel.startswith(("/", "\\")) or "\x00" in rel:
+        raise IndexError_(f"{root / MANIFEST}: unsafe path {rel!r} in manifest", "the manifest was tampered with; rebuild the index")
+    parts = Path(rel).parts
+    if any(p in ("..", "") for p in parts) or Path(rel).is_absolute():
+        raise IndexError_(f"{root / MANIFEST}: path {rel!r} escapes the index folder", "the manifest was tampered with; rebuild the index")
+    full = (root / rel).resolve()
+    if root.resolve() not in full.parents and full != root.resolve():
+        raise IndexError_(f"{root / MANIFEST}: path {rel!r} escapes the index folder (symlink?)", "rebuild the index")
+    return root / rel
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(chunk)
+            if not block:
+                break
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_record(path: Path) -> dict[str, Any]:
+    return {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+
+
+def data_dir_name(generation: int) -> str:
+    return f"data-{generation:06d}"
+
+
+def validate_manifest(root: Path, manifest: Any) -> dict[str, Any]:
+    """Check the manifest's shape and version; return it. Raises IndexError_ with a clear reason."""
+    where = root / MANIFEST
+    if not isinstance(manifest, dict):
+        raise IndexError_(f"{where}: not a JSON object", "rebuild the index")
+    if manifest.get("format") != FORMAT_NAME:
+        raise IndexError_(f"{where}: not an xqg index (format {manifest.get('format')!r})", "point --index at a folder made by `xqg build`")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise IndexError_(
+            f"{where}: index format version {version!r}, this xqg reads version {FORMAT_VERSION}",
+            "rebuild the index with this version of xqg (`xqg build` with the same arguments)",
+        )
+    for key in ("data_dir", "files", "encoder", "generation", "counts", "dtype", "search_defaults"):
+        if key not in manifest:
+            raise IndexError_(f"{where}: field '{key}' missing", "the index is damaged; rebuild it")
+    if manifest["dtype"] not in DTYPES:
+        raise IndexError_(f"{where}: field 'dtype': unknown {manifest['dtype']!r}", "rebuild the index")
+    safe_join(root, manifest["data_dir"])
+    if not isinstance(manifest["files"], dict):
+        raise IndexError_(f"{where}: field 'files' is not an object", "rebuild the index")
+    for rel in manifest["files"]:
+        safe_join(root, rel)
+    return manifest
+
+
+def fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,166 @@
+"""Opening a complete index: validated manifest, checked files, memory-mapped vectors."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import IndexError_
+from ..types import Passage
+from . import format as fmt
+
+# Full sha256 verification on open below this total size; above it only sizes
+# and npy headers are checked unless verify=True (hashing GBs would make
+# opening slow; `xqg index verify` does the full check).
+FULL_VERIFY_BYTES = 512 << 20
+
+
+def _load_json(path: Path) -> Any:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise IndexError_(f"{path}: not valid JSON ({e.__class__.__name__})", "the index is damaged; rebuild it") from None
+
+
+def _open_npy(path: Path, mmap: bool) -> np.ndarray:
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except ValueError as e:
+        msg = str(e)
+        if "pickle" in msg.lower() or "object" in msg.lower():
+            raise IndexError_(f"{path}: holds Python objects (a pickle); refused for safety", "rebuild the index") from None
+        raise IndexError_(f"{path}: truncated or damaged vector file ({msg})", "rebuild the index (`xqg build` resumes)") from None
+    except (OSError, EOFError) as e:
+        raise IndexError_(f"{path}: cannot read vector file ({e})", "rebuild the index") from None
+
+
+@dataclass
+class Index:
+    """A complete, validated index opened read-only."""
+
+    root: Path
+    manifest: dict[str, Any]
+    passages: list[Passage]
+    passage_vectors: np.ndarray  # (N, D), possibly memory-mapped
+    query_vectors: dict[str, np.ndarray]  # lang -> (N, NMAX, D), memory-mapped
+    query_counts: dict[str, np.ndarray]  # lang -> (N,)
+    _generated: list[dict[str, list[str]]] = field(repr=False, default_factory=list)
+
+    @property
+    def langs(self) -> list[str]:
+        return list(self.manifest["generation"]["langs"])
+
+    @property
+    def dim(self) -> int:
+        return int(self.passage_vectors.shape[1])
+
+    @property
+    def size(self) -> int:
+        return len(self.passages)
+
+    @property
+    def encoder_spec(self) -> str:
+        return str(self.manifest["encoder"].get("model_id") or self.manifest["encoder"].get("source"))
+
+    @cached_property
+    def docid_index(self) -> dict[str, int]:
+        return {p.docid: i for i, p in enumerate(self.passages)}
+
+    def generated(self, row: int) -> dict[str, list[str]]:
+        """Generated queries of the passage at ``row``, by language."""
+        return self._generated[row]
+
+    def generated_for(self, docid: str) -> dict[str, list[str]]:
+        return self._generated[self.docid_index[docid]]
+
+    @property
+    def search_defaults(self) -> dict[str, Any]:
+        return dict(self.manifest["search_defaults"])
+
+
+def read_manifest(root: Path) -> dict[str, Any]:
+    root = Path(root)
+    path = root / fmt.MANIFEST
+    if not root.exists():
+        raise IndexError_(f"{root}: no such index folder", "build one with `xqg build --corpus FILE --out DIR`")
+    if not path.exists():
+        if (root / fmt.WORK_DIR / fmt.PROGRESS).exists():
+            raise IndexError_(
+                f"{root}: the index is incomplete (a build was started and did not finish)",
+                "run the same `xqg build` command again: it resumes where it stopped",
+            )
+        raise IndexError_(f"{root}: not an xqg index (no {fmt.MANIFEST})", "build one with `xqg build`")
+    return fmt.validate_manifest(root, _load_json(path))
+
+
+def verify_files(root: Path, manifest: dict[str, Any], full: bool | None = None) -> None:
+    """Check every file the manifest lists: present, right size, and (full) right sha256."""
+    files = manifest["files"]
+    total = sum(int(rec.get("bytes", 0)) for rec in files.values())
+    do_hash = full if full is not None else total <= FULL_VERIFY_BYTES
+    for rel, rec in files.items():
+        path = fmt.safe_join(root, rel)
+        if not path.exists():
+            raise IndexError_(f"{path}: missing from the index", "the index is damaged; rebuild it")
+        size = path.stat().st_size
+        if size != rec.get("bytes"):
+            raise IndexError_(
+                f"{path}: {size} bytes, the manifest says {rec.get('bytes')} (truncated or replaced)",
+                "the index is damaged; rebuild it (`xqg build` with the same arguments)",
+            )
+        if do_hash and fmt.sha256_file(path) != rec.get("sha256"):
+            raise IndexError_(f"{path}: checksum mismatch", "the index is damaged; rebuild it (`xqg build` with the same arguments)")
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    raise IndexError_(f"{path}:{i}: damaged line", "rebuild the index") from None
+    return rows
+
+
+def open_index(root: str | Path, verify: bool | None = None, mmap: bool = True) -> Index:
+    """Open a complete index. Raises IndexError_ saying what is wrong and what to do."""
+    root = Path(root)
+    manifest = read_manifest(root)
+    verify_files(root, manifest, full=verify)
+    data = fmt.safe_join(root, manifest["data_dir"])
+    counts = manifest["counts"]
+    n = int(counts["passages"])
+    rows = _read_jsonl(data / fmt.PASSAGES)
+    passages = [Passage(str(r["docid"]), str(r.get("title", "")), str(r["text"])) for r in rows]
+    P = _open_npy(data / fmt.PASSAGE_VECTORS, mmap)
+    if P.ndim != 2 or P.shape[0] != n or len(passages) != n:
+        raise IndexError_(f"{data / fmt.PASSAGE_VECTORS}: shape {P.shape} does not match {n} passages", "rebuild the index")
+    langs = list(manifest["generation"]["langs"])
+    qv: dict[str, np.ndarray] = {}
+    qc: dict[str, np.ndarray] = {}
+    generated: list[dict[str, list[str]]] = [{} for _ in range(n)]
+    if langs:
+        C = _open_npy(data / fmt.QUERY_COUNTS, mmap=False)
+        if C.shape != (n, len(langs)):
+            raise IndexError_(f"{data / fmt.QUERY_COUNTS}: shape {C.shape}, expected {(n, len(langs))}", "rebuild the index")
+        for j, lang in enumerate(langs):
+            Q = _open_npy(fmt.safe_join(data, f"{fmt.QUERY_VECTORS_DIR}/{lang}.npy"), mmap)
+            if Q.ndim != 3 or Q.shape[0] != n or Q.shape[2] != P.shape[1]:
+                raise IndexError_(f"{data}/{fmt.QUERY_VECTORS_DIR}/{lang}.npy: shape {Q.shape} does not fit the index", "rebuild the index")
+            qv[lang] = Q
+            qc[lang] = C[:, j].astype(np.int64)
+        gen_rows = _read_jsonl(data / fmt.GENERATED)
+        if len(gen_rows) != n:
+            raise IndexError_(f"{data / fmt.GENERATED}: {len(gen_rows)} rows for {n} passages", "rebuild the index")
+        for i, r in enumerate(gen_rows):
+            generated[i] = {k: list(v) for k, v in r.get("generated_queries", {}).items()}
+    return Index(root, manifest, passages, P, qv, qc, generated)
