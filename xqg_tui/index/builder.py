@@ -267,18 +267,24 @@ def _build_locked(config: BuildConfig, rep: _Reporter, encoder: Any, generator: 
         "temperature": config.temperature,
         "max_new_tokens": config.max_new_tokens,
     }
-    gen_keys = {
-        lang: (
-            _key({"corpus": corpus_sha, "chunk": config.chunk_size, "import": import_sha, "lang": lang})
-            if source == "import"
-            else _key({"corpus": corpus_sha, "chunk": config.chunk_size, **gen_settings, "lang": lang})
-        )
-        for lang in langs
-    }
-    qenc_keys = {lang: _key({"gen": gen_keys[lang], **enc_settings, "stage": "qenc"}) for lang in langs}
+    def gen_key(lang: str) -> str:
+        if source == "import":
+            return _key({"corpus": corpus_sha, "chunk": config.chunk_size, "import": import_sha, "lang": lang})
+        return _key({"corpus": corpus_sha, "chunk": config.chunk_size, **gen_settings, "lang": lang})
 
     old = _read_existing_manifest(out)
     old_keys = (old or {}).get("stage_keys", {})
+    # Languages asked for now are the search default; languages an earlier build
+    # already generated with the same settings are kept too (dropping them would
+    # throw away model work that a later build might want back).
+    search_langs = list(langs)
+    if old is not None:
+        for lang in old["generation"].get("langs", []):
+            qk = _key({"gen": gen_key(lang), **enc_settings, "stage": "qenc"})
+            if lang not in langs and old_keys.get("qenc", {}).get(lang) == qk:
+                langs.append(lang)
+    gen_keys = {lang: gen_key(lang) for lang in langs}
+    qenc_keys = {lang: _key({"gen": gen_keys[lang], **enc_settings, "stage": "qenc"}) for lang in langs}
     old_data = fmt.safe_join(out, old["data_dir"]) if old else None
     reuse_passages = bool(old) and old_keys.get("passages") == passage_key
     reuse_langs = {lang for lang in langs if old and old_keys.get("qenc", {}).get(lang) == qenc_keys[lang]}
@@ -490,11 +496,12 @@ def _build_locked(config: BuildConfig, rep: _Reporter, encoder: Any, generator: 
     rep.finish("write")
 
     # Search defaults: alpha and fusion depend on the encoder (see default_fusion).
-    normalizes = _encoder_normalizes(config, enc_state["obj"], old)
+    enc_meta = enc_state["obj"] if need_models else None  # untouched when nothing was computed
+    normalizes = _encoder_normalizes(config, enc_meta, old)
     d_fusion, d_alpha = default_fusion(normalizes)
     fusion = config.fusion or d_fusion
     alpha = d_alpha if config.alpha is None else float(config.alpha)
-    spec = FusionSpec(alpha=alpha, fusion=fusion, langs=tuple(langs))
+    spec = FusionSpec(alpha=alpha, fusion=fusion, langs=tuple(search_langs))
     rep.start("fuse")
     if langs and fusion == "sum" and unequal_counts(counts):
         rep("fuse", 0, 1, "matrix", "passages have different numbers of generated queries: `sum` fusion favours passages with more queries; consider --fusion mean", level="warning")
@@ -515,10 +522,10 @@ def _build_locked(config: BuildConfig, rep: _Reporter, encoder: Any, generator: 
     os.replace(tmp, final)
     fmt.fsync_dir(out)
 
-    enc_fp = _encoder_fingerprint(config, enc_state["obj"], old, reuse_passages)
+    enc_fp = _encoder_fingerprint(config, enc_meta, old, reuse_passages)
     gen_fp = None
     if source == "model":
-        gobj = gen_state["obj"]
+        gobj = gen_state["obj"] if need_models else None
         gen_fp = gobj.fingerprint() if gobj is not None and hasattr(gobj, "fingerprint") else (old or {}).get("generator")
     manifest = {
         "format": fmt.FORMAT_NAME,
@@ -538,7 +545,7 @@ def _build_locked(config: BuildConfig, rep: _Reporter, encoder: Any, generator: 
             "spec": config.generator,
             "equal_counts": not unequal_counts(counts),
         },
-        "search_defaults": {"alpha": alpha, "fusion": fusion, "langs": langs},
+        "search_defaults": {"alpha": alpha, "fusion": fusion, "langs": search_langs},
         "counts": {
             "passages": len(passages),
             "dim": dim,
@@ -564,8 +571,8 @@ def _build_locked(config: BuildConfig, rep: _Reporter, encoder: Any, generator: 
     rep("write", 1, 1, "files", f"index complete: {len(passages)} passages, {result.generated_queries} generated queries")
 
     result.model_calls = {
-        "encoder": int(getattr(enc_state["obj"], "calls", 0) or 0),
-        "generator": int(getattr(gen_state["obj"], "calls", 0) or 0),
+        "encoder": int(getattr(enc_state["obj"], "calls", 0) or 0) if need_models else 0,
+        "generator": int(getattr(gen_state["obj"], "calls", 0) or 0) if need_models else 0,
     }
     result.stage_seconds = dict(rep.stage_seconds)
     result.warnings = list(rep.warnings)

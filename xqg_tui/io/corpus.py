@@ -113,7 +113,10 @@ def _iter_tsv(path: Path) -> Iterator[tuple[int, Passage]]:
         except StopIteration:
             return
         except csv.Error as exc:
-            raise InputError(path, state["start"], f"bad TSV quoting: {exc}",
+            detail = str(exc).replace("\t", "\\t")
+            if "end of data" in detail:
+                detail = "a double-quoted field is never closed (reached the end of the file)"
+            raise InputError(path, state["start"], f"bad TSV quoting: {detail}",
                              hint='a field that starts with " is read as a quoted field, as in DPR '
                                   'psgs_w100.tsv; double the quotes inside it') from None
         lineno = state["start"]

@@ -52,15 +52,20 @@ _HASH_BYTES = 4 * 1024 * 1024
 
 @contextmanager
 def quiet_transformers() -> Iterator[None]:
-    """Hide transformers' load-time chatter (unused-head warnings, load reports)."""
+    """Hide transformers' load-time chatter (unused-head warnings, load reports, tqdm
+    bars): the CLI and the TUI own the terminal."""
     from transformers.utils import logging as hf_logging
 
     before = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
         yield
     finally:
         hf_logging.set_verbosity(before)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def weights_digest(folder: Path) -> dict[str, Any]:
