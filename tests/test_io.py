@@ -465,3 +465,29 @@ def test_npy_refuses_pickles(tmp_path: Path) -> None:
     expect_error(load_npy, trunc, None, contains="corrupt")
     expect_error(lambda p: load_npy(p, mmap=True), trunc, None, contains="corrupt")
     expect_error(load_npy, tmp_path / "missing.npy", None, contains="not found")
+
+
+def test_npy_header_promising_huge_array_is_refused(tmp_path: Path) -> None:
+    # Valid header for 10**12 float64s, 8 bytes of data: must not try to allocate 8 TB.
+    header = b"{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000000,), }"
+    header += b" " * (117 - len(header)) + b"\n"
+    path = put(tmp_path, "huge.npy", b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + b"\0" * 8)
+    for mmap in (False, True):
+        expect_error(lambda p: load_npy(p, mmap=mmap), path, None, contains="truncated")
+    bad = put(tmp_path, "bad.npy", b"\x93NUMPY\x01\x00\x0c\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00[")
+    expect_error(load_npy, bad, None, contains="corrupt .npy header")
+
+
+def test_writers_refuse_ids_their_readers_would_refuse(tmp_path: Path) -> None:
+    cases = [
+        (write_corpus_jsonl, [Passage("a b", "", "x")]),
+        (write_queries_jsonl, [Query("", "q", "ar")]),
+        (write_generated_jsonl, {"d\t1": {"ar": ["q"]}}),
+        (write_run, {"q": [("d\u00a01", 1.0)]}),  # no-break space splits a TREC line too
+    ]
+    for writer, data in cases:
+        path = tmp_path / "out.txt"
+        with pytest.raises(XQGError, match="whitespace") as info:
+            writer(path, data)
+        assert str(info.value).startswith(str(path))
+        assert not path.exists()

@@ -8,6 +8,7 @@ loads on its own).
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -34,7 +35,9 @@ from xqg_tui.io import (
 from xqg_tui.languages import PAPER_LANGUAGES
 from xqg_tui.types import Passage, Query
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# XQG_HYPOTHESIS_EXAMPLES raises the example count for a longer local shake-out.
+SETTINGS = settings(max_examples=int(os.environ.get("XQG_HYPOTHESIS_EXAMPLES", "60")), deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
 
 
 def _n(result: Any) -> int:

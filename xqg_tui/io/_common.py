@@ -14,7 +14,7 @@ import zlib
 from pathlib import Path
 from typing import IO, Any, Iterator
 
-from ..errors import InputError
+from ..errors import InputError, XQGError
 from ..languages import is_known, normalize_code
 
 # Longest line (bytes, without the newline) a reader accepts.
@@ -138,10 +138,14 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
+# One decoder for all lines: json.loads(..., object_pairs_hook=...) builds a new one per call.
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicate_keys)
+
+
 def parse_json_object(path: Path, lineno: int, text: str) -> dict[str, Any]:
     """Parse one JSONL line that must hold a JSON object (duplicate keys refused)."""
     try:
-        obj = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+        obj = _DECODER.decode(text)
     except _DuplicateKey as dup:
         raise InputError(path, lineno, "the same key appears twice in this object",
                          field=dup.key) from None
@@ -188,6 +192,13 @@ def check_encodable(path: Path, lineno: int | None, field: str, value: str) -> s
 def has_space(value: str) -> bool:
     # str.split() is how every TREC reader here splits; an id must survive it.
     return value.split() != [value]
+
+
+def check_write_id(path: str | Path, what: str, value: object) -> None:
+    """Writers refuse ids that their own readers would refuse (or that break TREC files)."""
+    if not isinstance(value, str) or not value or has_space(value):
+        raise XQGError(f"{path}: cannot write {what} {value!r}: ids must be non-empty strings "
+                       "without whitespace")
 
 
 def check_id(path: Path, lineno: int | None, field: str, value: str) -> str:

@@ -11,12 +11,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterator
 
 import numpy as np
+from numpy.lib import format as npy_format
 
 from ..errors import DiskFullError, InputError, XQGError
 
@@ -119,28 +121,57 @@ def save_npy_atomic(path: str | Path, array: np.ndarray) -> None:
 
 
 def load_npy(path: str | Path, mmap: bool = False) -> np.ndarray:
-    """Load a ``.npy`` file without ever unpickling; ``mmap=True`` maps it read-only."""
+    """Load a ``.npy`` file without ever unpickling; ``mmap=True`` maps it read-only.
+
+    The header is checked first (object dtype, shape against the file size), so a
+    corrupt or hostile file is an InputError rather than a huge allocation.
+    """
     path = Path(path)
     try:
         with open(path, "rb") as fh:
-            magic = fh.read(len(_NPY_MAGIC))
+            if fh.read(len(_NPY_MAGIC)) != _NPY_MAGIC:
+                # Catches pickles and .npz archives, which np.load would otherwise accept.
+                raise InputError(path, None, "not a .npy file (wrong magic bytes)")
+            fh.seek(0)
+            shape, dtype, data_start = _read_npy_header(path, fh)
+            size = os.fstat(fh.fileno()).st_size
     except FileNotFoundError:
         raise InputError(path, None, "file not found") from None
     except IsADirectoryError:
         raise InputError(path, None, "is a folder, not a .npy file") from None
     except OSError as exc:
         raise InputError(path, None, f"cannot read: {exc.strerror or exc}") from None
-    if magic != _NPY_MAGIC:
-        # Catches pickles and .npz archives, which np.load would otherwise accept.
-        raise InputError(path, None, "not a .npy file (wrong magic bytes)")
+    if dtype.hasobject:
+        raise InputError(path, None, "holds Python objects (a pickle); refusing to load it")
+    expected = data_start + math.prod(shape) * dtype.itemsize
+    if size < expected:
+        raise InputError(path, None, f"corrupt or truncated .npy file: {size} bytes, the header "
+                         f"promises {expected}")
     try:
         array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except ValueError as exc:
-        if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
-            raise InputError(path, None, "holds Python objects (a pickle); refusing to load it") from None
         raise InputError(path, None, f"corrupt .npy file: {exc}") from None
     except (EOFError, OSError) as exc:
         raise InputError(path, None, f"corrupt or truncated .npy file: {exc}") from None
     if not isinstance(array, np.ndarray) or array.dtype.hasobject:
         raise InputError(path, None, "holds Python objects (a pickle); refusing to load it")
     return array
+
+
+def _read_npy_header(path: Path, fh: IO[bytes]) -> tuple[tuple[int, ...], np.dtype, int]:
+    try:
+        version = npy_format.read_magic(fh)
+        if version == (1, 0):
+            shape, _, dtype = npy_format.read_array_header_1_0(fh)
+        elif version == (2, 0):
+            shape, _, dtype = npy_format.read_array_header_2_0(fh)
+        else:
+            raise InputError(path, None, f"unsupported .npy format version {version[0]}.{version[1]}")
+    except InputError:
+        raise
+    except Exception as exc:  # numpy parses the header with ast/tokenize: many error types
+        detail = " ".join(str(exc).split())[:120]
+        raise InputError(path, None, f"corrupt .npy header: {detail or type(exc).__name__}") from None
+    if any(n < 0 for n in shape):
+        raise InputError(path, None, f"corrupt .npy header: negative shape {shape}")
+    return tuple(shape), dtype, fh.tell()

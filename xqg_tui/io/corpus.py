@@ -14,7 +14,7 @@ from typing import Iterable, Iterator
 from ..errors import InputError
 from ..types import Passage
 from . import _common
-from ._common import check_id, detect_format, get_id, get_text, is_blank, iter_lines, \
+from ._common import check_id, check_write_id, detect_format, get_id, get_text, is_blank, iter_lines, \
     parse_json_object
 from .atomic import atomic_open
 
@@ -60,6 +60,7 @@ def write_corpus_jsonl(path: str | Path, passages: Iterable[Passage]) -> int:
     n = 0
     with atomic_open(path, "w") as fh:
         for p in passages:
+            check_write_id(path, "docid", p.docid)
             fh.write(json.dumps({"docid": p.docid, "title": p.title, "text": p.text},
                                 ensure_ascii=False))
             fh.write("\n")

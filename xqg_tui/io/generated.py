@@ -12,7 +12,7 @@ from typing import AbstractSet, Iterable, Iterator
 
 from ..errors import InputError
 from ..types import GeneratedQueries
-from ._common import check_encodable, get_id, get_lang, is_blank, iter_lines, json_type, \
+from ._common import check_encodable, check_write_id, get_id, get_lang, is_blank, iter_lines, json_type, \
     parse_json_object
 from .atomic import atomic_open
 
@@ -56,12 +56,14 @@ def read_generated(path: str | Path, known_docids: AbstractSet[str] | None = Non
     return out
 
 
-def write_generated_jsonl(path: str | Path, generated: GeneratedQueries | Iterable[tuple[str, dict[str, list[str]]]]) -> int:
+def write_generated_jsonl(path: str | Path,
+                          generated: GeneratedQueries | Iterable[tuple[str, dict[str, list[str]]]]) -> int:
     """Write rows in the same layout atomically; returns the number of rows."""
     items = generated.items() if isinstance(generated, dict) else generated
     n = 0
     with atomic_open(path, "w") as fh:
         for docid, queries in items:
+            check_write_id(path, "docid", docid)
             fh.write(json.dumps({"docid": docid, _FIELD: queries}, ensure_ascii=False))
             fh.write("\n")
             n += 1

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..errors import InputError, XQGError
 from ..types import Qrels
-from ._common import check_encodable, has_space, is_blank, iter_lines
+from ._common import check_encodable, check_write_id, is_blank, iter_lines
 from .atomic import atomic_open
 
 # ASCII only: int() would also accept "١", "1_0" and " 1 ".
@@ -45,9 +45,8 @@ def write_qrels(path: str | Path, qrels: Qrels) -> int:
     with atomic_open(path, "w") as fh:
         for qid, judged in qrels.items():
             for docid, rel in judged.items():
-                for name, value in (("query id", qid), ("docid", docid)):
-                    if not value or has_space(value):
-                        raise XQGError(f"{path}: cannot write {name} {value!r}: empty or has whitespace")
+                check_write_id(path, "query id", qid)
+                check_write_id(path, "docid", docid)
                 if isinstance(rel, bool) or not isinstance(rel, int):
                     raise XQGError(f"{path}: relevance of ({qid!r}, {docid!r}) must be an int, not {rel!r}")
                 fh.write(f"{qid} 0 {docid} {rel}\n")

@@ -14,7 +14,7 @@ from typing import Any, Iterable, Iterator
 from ..errors import InputError
 from ..languages import is_known, normalize_code
 from ..types import Query
-from ._common import check_encodable, check_id, detect_format, get_id, get_lang, is_blank, iter_lines, \
+from ._common import check_encodable, check_id, check_write_id, detect_format, get_id, get_lang, is_blank, iter_lines, \
     json_type, parse_json_object
 from .atomic import atomic_open
 
@@ -56,6 +56,7 @@ def write_queries_jsonl(path: str | Path, queries: Iterable[Query]) -> int:
     n = 0
     with atomic_open(path, "w") as fh:
         for q in queries:
+            check_write_id(path, "query id", q.qid)
             fh.write(json.dumps({"id": q.qid, "question": q.text, "answers": list(q.answers),
                                  "lang": q.lang}, ensure_ascii=False))
             fh.write("\n")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import InputError, XQGError
 from ..types import Run
-from ._common import check_encodable, has_space, is_blank, iter_lines
+from ._common import check_encodable, check_write_id, has_space, is_blank, iter_lines
 from .atomic import atomic_open
 
 # ASCII decimal numbers only: float() would also take "nan", "inf", "1_0" and "١".
@@ -63,12 +63,10 @@ def write_run(path: str | Path, run: Run, tag: str = "xqg") -> int:
     n = 0
     with atomic_open(path, "w") as fh:
         for qid, ranking in run.items():
-            if not qid or has_space(qid):
-                raise XQGError(f"{path}: cannot write query id {qid!r}: empty or has whitespace")
+            check_write_id(path, "query id", qid)
             seen: set[str] = set()
             for rank, (docid, score) in enumerate(ranking, start=1):
-                if not docid or has_space(docid):
-                    raise XQGError(f"{path}: cannot write docid {docid!r}: empty or has whitespace")
+                check_write_id(path, "docid", docid)
                 if docid in seen:
                     raise XQGError(f"{path}: query {qid!r} lists docid {docid!r} twice")
                 seen.add(docid)

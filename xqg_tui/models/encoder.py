@@ -220,6 +220,7 @@ class Encoder:
         self.calls = 0  # forward passes run; tests use it to prove nothing was encoded
         self._accepts_token_types = "token_type_ids" in inspect.signature(model.forward).parameters
         self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self._token_limit = _token_limit(tokenizer, config)
         self._fingerprint: dict[str, Any] | None = None
 
     # ------------------------------------------------------------ loading
@@ -304,6 +305,8 @@ class Encoder:
         return self._encode(inputs, self.max_passage_length, batch_size, progress)
 
     def _tokenize(self, inputs: list[str | tuple[str, str]], max_length: int) -> dict[str, list[list[int]]]:
+        if self._token_limit is not None:
+            max_length = min(max_length, self._token_limit)
         kwargs = dict(truncation=True, max_length=max_length, padding=False, return_attention_mask=False)
         if inputs and isinstance(inputs[0], tuple):
             firsts = [a for a, _ in inputs]  # type: ignore[misc]
@@ -417,6 +420,20 @@ def fingerprint_mismatches(built: dict[str, Any], current: dict[str, Any]) -> li
         if key in built and key in current and built[key] != current[key]:
             problems.append(f"{key}: index has {built[key]!r}, encoder has {current[key]!r}")
     return problems
+
+
+def _token_limit(tokenizer: Any, config: Any) -> int | None:
+    """Most tokens the model can take (position embeddings; RoBERTa-style models
+    offset positions by 2), so a large max length never crashes the model."""
+    limits = []
+    declared = getattr(tokenizer, "model_max_length", None)
+    if isinstance(declared, int) and 0 < declared < 100_000:
+        limits.append(declared)
+    positions = getattr(config, "max_position_embeddings", None)
+    if isinstance(positions, int) and positions > 0:
+        offset = 2 if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert") else 0
+        limits.append(positions - offset)
+    return min(limits) if limits else None
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:

@@ -6,8 +6,8 @@ Any sequence-to-sequence checkpoint works (``MT5ForConditionalGeneration``, T5,
 
 Speed: prompts of all passages x languages are tokenized once, sorted by length and
 generated in batches of ``batch_size`` prompts; the encoder runs once per prompt and
-its output is shared by the ``n`` samples (``num_return_sequences``), with the
-decoder's key/value cache on.
+its states are shared by the ``n`` samples, with the decoder's key/value cache on;
+sampling looks at the top-k candidates only (no full-vocabulary multinomial).
 
 Determinism: sampling (top-k / top-p / temperature) is done by :class:`RowSampler`,
 which draws each sample's noise from a counter-based hash of
@@ -25,7 +25,6 @@ builder decides what to drop), so sample ``i`` always means the same draw.
 from __future__ import annotations
 
 import hashlib
-import inspect
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -93,9 +92,8 @@ def hashed_uniform(seeds: np.ndarray, step: int, token_ids: np.ndarray) -> np.nd
 
 class RowSampler:
     """A logits processor that samples each row with its own seed (Gumbel-max over the
-    top-k/top-p candidates) and returns scores where only the drawn token is finite.
-    ``generate(do_sample=True)`` then picks exactly that token; its own warpers and
-    the global RNG cannot change the choice."""
+    top-k/top-p candidates) and returns scores where only the drawn token is finite, so
+    greedy decoding picks exactly that token (the global RNG is never used)."""
 
     def __init__(
         self, seeds: np.ndarray, top_k: int | None, top_p: float | None, temperature: float
@@ -118,9 +116,8 @@ class RowSampler:
         noise = -np.log(-np.log(hashed_uniform(self.seeds[: ids.shape[0]], step, ids)))
         picked = np.argmax(values.cpu().numpy() + noise, axis=1)
         chosen = torch.from_numpy(ids[np.arange(ids.shape[0]), picked]).to(scores.device)
-        out = torch.full_like(scores, float("-inf"))
-        out.scatter_(1, chosen.unsqueeze(1), 0.0)
-        return out
+        # in place: a fresh (rows, vocab) tensor per step would be 80 MB for mT5
+        return scores.fill_(float("-inf")).scatter_(1, chosen.unsqueeze(1), 0.0)
 
 
 class QueryGenerator:
@@ -264,16 +261,22 @@ class QueryGenerator:
         self, input_ids: np.ndarray, mask: np.ndarray, n: int, sampler: RowSampler
     ) -> torch.Tensor:
         from transformers import LogitsProcessorList
+        from transformers.modeling_outputs import BaseModelOutput
 
+        ids = torch.from_numpy(input_ids).to(self.device)
+        attention = torch.from_numpy(mask).to(self.device)
+        # The encoder runs once per prompt; its states are shared by the n samples.
+        encoded = self.model.get_encoder()(input_ids=ids, attention_mask=attention, return_dict=True)
+        states = encoded.last_hidden_state.repeat_interleave(n, dim=0)
+        # Greedy decoding over RowSampler's one-hot scores = its draw. (HF's own sampling
+        # would run torch.multinomial over the whole vocabulary at every step, which
+        # costs more than the decoder itself on a CPU.)
         return self.model.generate(
-            input_ids=torch.from_numpy(input_ids).to(self.device),
-            attention_mask=torch.from_numpy(mask).to(self.device),
-            do_sample=True,  # sampling over RowSampler's one-hot scores = its choice exactly
+            encoder_outputs=BaseModelOutput(last_hidden_state=states),
+            attention_mask=attention.repeat_interleave(n, dim=0),
+            do_sample=False,
             num_beams=1,
-            top_k=0,
-            top_p=1.0,
-            temperature=1.0,
-            num_return_sequences=n,
+            num_return_sequences=1,
             max_new_tokens=self.max_new_tokens,
             use_cache=True,
             logits_processor=LogitsProcessorList([sampler]),
@@ -314,7 +317,7 @@ def _generator_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
 
 
 def _load_seq2seq(folder: Path, spec: str, dtype: torch.dtype) -> tuple[torch.nn.Module, Any]:
-    from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer, GenerationConfig
 
     try:
         config = AutoConfig.from_pretrained(str(folder))
@@ -355,8 +358,15 @@ def _load_seq2seq(folder: Path, spec: str, dtype: torch.dtype) -> tuple[torch.nn
             f"generator '{spec}' has no decoder_start_token_id in its config, so it cannot generate. "
             "Set it in config.json (mT5 uses the pad id, 0)"
         )
-    if tokenizer.pad_token_id is None and getattr(config, "pad_token_id", None) is None:
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else getattr(config, "pad_token_id", None)
+    if pad is None:
         raise ModelError(f"generator '{spec}' has no pad token. Set pad_token in its tokenizer config")
-    if "logits_processor" not in inspect.signature(model.generate).parameters:  # pragma: no cover
-        raise ModelError(f"generator '{spec}': this transformers version cannot sample per row; upgrade it")
+    eos = getattr(gen_config, "eos_token_id", None)
+    if eos is None:
+        eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else getattr(config, "eos_token_id", None)
+    # A clean generation config: only the special ids come from the checkpoint, so a
+    # checkpoint's own sampling/beam settings cannot change (or warn about) our decoding.
+    model.generation_config = GenerationConfig(
+        decoder_start_token_id=start, eos_token_id=eos, pad_token_id=pad, bos_token_id=getattr(gen_config, "bos_token_id", None)
+    )
     return model, tokenizer

@@ -151,27 +151,34 @@ def local_model_dir(source: str, kind: str = "encoder") -> Path:
 
     Raises ModelError quickly (<= ~1 s) when a hub id is neither cached nor reachable."""
     if os.path.isdir(source):
-        folder = Path(source)
+        folder: Path | None = Path(source)
     else:
         folder = cached_snapshot(source)
-        if folder is None:
+        # A cache holding only pickled weights is refreshed (safetensors only) when online.
+        if folder is None or not safetensors_files(folder):
             if env_offline() or not hub_reachable():
-                raise ModelError(
-                    f"{kind} '{source}' is not a local folder nor in the local Hugging Face cache, "
-                    f"and cannot be downloaded: no network. {_ALTERNATIVE[kind]}"
-                )
-            try:
-                from huggingface_hub import snapshot_download
-
-                folder = Path(snapshot_download(source, allow_patterns=_HUB_PATTERNS))
-            except Exception as exc:  # RepositoryNotFoundError, HTTP errors, ...
-                reason = " ".join(str(exc).split())[:160]
-                raise ModelError(
-                    f"{kind} '{source}' could not be downloaded ({type(exc).__name__}: {reason}). "
-                    f"{_ALTERNATIVE[kind]}"
-                ) from None
+                if folder is None:
+                    raise ModelError(
+                        f"{kind} '{source}' is not a local folder nor in the local Hugging Face cache, "
+                        f"and cannot be downloaded: no network. {_ALTERNATIVE[kind]}"
+                    )
+            else:
+                folder = _download(source, kind)
+    assert folder is not None
     check_model_folder(folder, kind, shown=source)
     return folder
+
+
+def _download(repo_id: str, kind: str) -> Path:
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(repo_id, allow_patterns=_HUB_PATTERNS))
+    except Exception as exc:  # RepositoryNotFoundError, HTTP errors, ...
+        reason = " ".join(str(exc).split())[:160]
+        raise ModelError(
+            f"{kind} '{repo_id}' could not be downloaded ({type(exc).__name__}: {reason}). {_ALTERNATIVE[kind]}"
+        ) from None
 
 
 def safetensors_files(folder: Path) -> list[Path]:
@@ -189,10 +196,10 @@ def check_model_folder(folder: Path, kind: str = "encoder", shown: str | None = 
         )
     if not safetensors_files(Path(folder)):
         pickled = any(Path(folder).glob(pattern) for pattern in ("*.bin", "*.pt", "*.pth", "*.ckpt"))
-        why = "only pickled weights (.bin), which are never loaded" if pickled else "no model weights"
+        why = "only pickled weights (.bin), which are never loaded" if pickled else "no .safetensors weights"
         raise ModelError(
-            f"{kind} folder '{shown}' has {why}. Save the model with "
-            "save_pretrained(..., safe_serialization=True) to get model.safetensors"
+            f"{kind} '{shown}' has {why}. Convert it with save_pretrained(..., safe_serialization=True), "
+            f"or {_ALTERNATIVE[kind][0].lower()}{_ALTERNATIVE[kind][1:]}"
         )
 
 
