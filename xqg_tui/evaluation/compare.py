@@ -35,6 +35,8 @@ def paired_ttest(a: Sequence[float], b: Sequence[float]) -> tuple[float, float |
         return diff_mean, None
     if all(d == 0.0 for d in diffs):
         return 0.0, 1.0
+    if all(d == diffs[0] for d in diffs):  # zero variance: t is infinite (scipy agrees, with a warning)
+        return diff_mean, 0.0
     from scipy import stats  # lazy: scipy.stats costs ~0.8 s to import
 
     p = float(stats.ttest_rel(b, a).pvalue)

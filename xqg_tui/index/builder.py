@@ -400,7 +400,7 @@ def _build_locked(config: BuildConfig, rep: _Reporter, encoder: Any, generator: 
                 # One language per call: the generator seeds per (seed, chunk, lang),
                 # so resumed and uninterrupted builds agree whatever was missing.
                 rep.check_cancel()
-                outs = get_generator().generate(passages[a:b], [lang], config.queries_per_lang, config.seed, chunk_key=str(i))
+                outs = get_generator().generate(passages[a:b], [lang], config.queries_per_lang, config.seed, chunk_key="")
                 rows = [[q.strip() for q in o.get(lang, []) if q and q.strip()] for o in outs]
                 atomic_write_json(gen_dirs[lang] / f"{i:06d}.json", rows)
                 done_q += (b - a) * config.queries_per_lang

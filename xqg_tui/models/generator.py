@@ -113,7 +113,9 @@ class RowSampler:
             mass_before = probs.cumsum(dim=-1) - probs
             values = values.masked_fill(mass_before >= self.top_p, float("-inf"))  # keeps the first token
         ids = token_ids.cpu().numpy()
-        noise = -np.log(-np.log(hashed_uniform(self.seeds[: ids.shape[0]], step, ids)))
+        if ids.shape[0] != self.seeds.shape[0]:  # rows must map 1:1 to (prompt, sample) seeds
+            raise RuntimeError(f"RowSampler got {ids.shape[0]} rows for {self.seeds.shape[0]} seeds")
+        noise = -np.log(-np.log(hashed_uniform(self.seeds, step, ids)))
         picked = np.argmax(values.cpu().numpy() + noise, axis=1)
         chosen = torch.from_numpy(ids[np.arange(ids.shape[0]), picked]).to(scores.device)
         # in place: a fresh (rows, vocab) tensor per step would be 80 MB for mT5

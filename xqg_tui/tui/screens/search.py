@@ -393,8 +393,12 @@ class SearchScreen(Screen):
 
     @on(DataTable.RowHighlighted)
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if isinstance(event.data_table, ResultsTable):
-            self._show_preview(event.data_table.hit_at_cursor())
+        table = event.data_table
+        if not isinstance(table, ResultsTable):
+            return
+        # Both tables move their cursor when redrawn: the preview follows the focused one.
+        if table.has_focus or (not isinstance(self.focused, ResultsTable) and table.id == "augmented"):
+            self._show_preview(table.hit_at_cursor())
 
     @on(DataTable.RowSelected)
     def _row_selected(self, event: DataTable.RowSelected) -> None:

@@ -1,0 +1,113 @@
+"""Fixtures and helpers for the app tests (test_tui_*.py).
+
+A tiny index (20 passages, ja/fi/ru, 3 generated queries each) is built once per
+session from the shared tiny models in conftest.py. Test modules import the
+fixtures from here; the build is memoised so importing into several modules
+does not rebuild it.
+"""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from xqg_tui.types import Passage
+
+INDEX_LANGS = ["ja", "fi", "ru"]
+JA_QUERY = "日本の首都はどこですか"
+FI_QUERY = "Mikä on Suomen pääkaupunki?"
+BIG_ALPHA = 0.9  # tiny random models: a large alpha makes xQG visibly change the order
+
+_BUILT: dict[str, Path] = {}
+
+
+def build_tui_index(root: Path, encoder: Path, generator: Path, corpus: list[Passage]) -> Path:
+    from xqg_tui.index.builder import BuildConfig, build_index
+    from xqg_tui.io import write_corpus_jsonl
+
+    if "index" in _BUILT and _BUILT["index"].exists():
+        return _BUILT["index"]
+    root.mkdir(parents=True, exist_ok=True)
+    write_corpus_jsonl(root / "corpus.jsonl", corpus)
+    out = root / "tiny-index"
+    build_index(
+        BuildConfig(
+            corpus=root / "corpus.jsonl",
+            out=out,
+            encoder=str(encoder),
+            generator=str(generator),
+            langs=INDEX_LANGS,
+            queries_per_lang=3,
+            max_new_tokens=8,
+            device="cpu",
+        )
+    )
+    _BUILT["index"] = out
+    return out
+
+
+@pytest.fixture(scope="session")
+def tui_index(tmp_path_factory: pytest.TempPathFactory, tiny_encoder_dir: Path, tiny_generator_dir: Path, tiny_corpus: list[Passage]) -> Path:
+    return build_tui_index(tmp_path_factory.getbasetemp() / "tui-shared", tiny_encoder_dir, tiny_generator_dir, tiny_corpus)
+
+
+@pytest.fixture(scope="session")
+def tui_searcher(tui_index: Path):
+    """A Searcher with its encoder loaded (shared: the app never mutates it)."""
+    from xqg_tui.search import Searcher
+
+    s = Searcher.open(tui_index)
+    s.load_encoder("cpu")
+    return s
+
+
+@pytest.fixture()
+def eval_files(tmp_path: Path) -> dict[str, Path]:
+    """XOR-TyDi style queries (with answers, for R@kt) and TREC qrels for the tiny corpus."""
+    rows = [
+        ("q1", "日本の首都はどこですか", ["Tokyo"], "ja", "d02"),
+        ("q2", "日本で一番高い山は", ["Mount Fuji"], "ja", "d09"),
+        ("q3", "Mikä on Suomen pääkaupunki?", ["Helsinki"], "fi", "d01"),
+        ("q4", "Mikä on Suomen suurin järvi?", ["Saimaa"], "fi", "d20"),
+        ("q5", "Какая столица России?", ["Moscow"], "ru", "d04"),
+        ("q6", "Кто написал Войну и мир?", ["Tolstoy"], "ru", "d12"),
+    ]
+    q = tmp_path / "queries.jsonl"
+    q.write_text("".join(json.dumps({"id": i, "question": t, "answers": a, "lang": l}, ensure_ascii=False) + "\n" for i, t, a, l, _ in rows), encoding="utf-8")
+    qrels = tmp_path / "qrels.trec"
+    qrels.write_text("".join(f"{i} 0 {d} 1\n" for i, _, _, _, d in rows), encoding="utf-8")
+    return {"queries": q, "qrels": qrels}
+
+
+def plain_text(renderable: Any, width: int = 200) -> str:
+    """What a widget's content reads as on screen (Text, Group, Table or str)."""
+    from rich.console import Console
+
+    if hasattr(renderable, "content"):
+        renderable = renderable.content
+    console = Console(width=width, file=io.StringIO(), record=True, color_system=None, legacy_windows=False)
+    console.print(renderable)
+    return console.export_text()
+
+
+async def settle(pilot, app) -> None:
+    """Wait for every worker and the messages they posted."""
+    for _ in range(3):
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+
+
+def run_async(fn):
+    """Run an ``async def`` test with asyncio.run (no async pytest plugin needed);
+    fixtures still work because the wrapper keeps the signature."""
+    import asyncio
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return asyncio.run(fn(*args, **kwargs))
+
+    return wrapper
