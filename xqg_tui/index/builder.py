@@ -16,6 +16,8 @@ rewrites only the manifest and the fused matrix: no model is loaded.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import math
@@ -29,7 +31,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from ..errors import BuildLockedError, InputError, XQGError
+from ..errors import BuildLockedError, DiskFullError, InputError, XQGError
 from ..io.atomic import atomic_write_json, atomic_write_text, load_npy, save_npy_atomic
 from ..languages import PAPER_LANGUAGES, is_known, language_name, normalize_code
 from ..types import Passage
@@ -211,11 +213,24 @@ def build_index(
     from ..io.corpus import read_corpus
 
     rep = _Reporter(progress, cancel)
-    lock = _acquire_lock(config.out)
     try:
-        return _build_locked(config, rep, encoder, generator, read_corpus)
-    finally:
-        lock.release()
+        lock = _acquire_lock(config.out)
+        try:
+            return _build_locked(config, rep, encoder, generator, read_corpus)
+        finally:
+            lock.release()
+    except DiskFullError as exc:
+        exc.hint = exc.hint or _DISK_FULL_HINT
+        raise
+    except OSError as exc:
+        # ENOSPC outside the atomic writers (mkdir, hard-link copies, the lock file).
+        if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            where = exc.filename or config.out
+            raise DiskFullError(f"{where}: disk full", _DISK_FULL_HINT) from None
+        raise
+
+
+_DISK_FULL_HINT = "free some space and run the same build again: it resumes from the work already saved"
 
 
 def _build_locked(config: BuildConfig, rep: _Reporter, encoder: Any, generator: Any, read_corpus) -> BuildResult:
@@ -250,6 +265,7 @@ def _build_locked(config: BuildConfig, rep: _Reporter, encoder: Any, generator: 
         langs, source = [], "none"
     for lang in langs:
         language_name(lang)  # validated in config; raises KeyError only on a programming error
+        fmt.check_lang_filename(lang, config.import_generated or config.corpus)
 
     enc_settings = {
         "encoder": config.encoder,
@@ -567,6 +583,7 @@ def _build_locked(config: BuildConfig, rep: _Reporter, encoder: Any, generator: 
         if child.is_dir() and child.name.startswith("data-") and child.name != data_name:
             shutil.rmtree(child, ignore_errors=True)
     shutil.rmtree(work, ignore_errors=True)
+    _remove_stale_temp(out)
     rep.finish("write")
     rep("write", 1, 1, "files", f"index complete: {len(passages)} passages, {result.generated_queries} generated queries")
 
@@ -577,6 +594,20 @@ def _build_locked(config: BuildConfig, rep: _Reporter, encoder: Any, generator: 
     result.stage_seconds = dict(rep.stage_seconds)
     result.warnings = list(rep.warnings)
     return result
+
+
+def _remove_stale_temp(out: Path) -> None:
+    """Temporary files a killed build left in the index folder (a half-written
+    manifest, a half-assembled data folder). Safe: we hold the lock, and readers
+    never open these names."""
+    for child in out.iterdir():
+        name = child.name
+        if (name.startswith(f".{fmt.MANIFEST}.") and name.endswith(".tmp")) or (name.startswith(".data-") and name.endswith(".tmp")):
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    child.unlink()
 
 
 def _dim(encoder: Any) -> int:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,17 @@ def safe_join(root: Path, rel: str) -> Path:
     if root.resolve() not in full.parents and full != root.resolve():
         raise IndexError_(f"{root / MANIFEST}: path {rel!r} escapes the index folder (symlink?)", "rebuild the index")
     return root / rel
+
+
+_LANG_FILENAME = re.compile(r"[a-z0-9][a-z0-9_]{0,31}")
+
+
+def check_lang_filename(lang: str, source: Path | str) -> str:
+    """A language code becomes ``query_vectors/LANG.npy``: refuse codes that are not a
+    plain name (a registered ``"../x"`` must not write outside the index)."""
+    if not isinstance(lang, str) or not _LANG_FILENAME.fullmatch(lang):
+        raise IndexError_(f"{source}: language code {lang!r} cannot be used in an index (letters, digits and _ only)", "use a plain language code such as 'ar'")
+    return lang
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import IndexError_
+from ..errors import IndexError_, InputError
+from ..io.atomic import load_npy
 from ..types import Passage
 from . import format as fmt
 
@@ -25,20 +26,23 @@ def _load_json(path: Path) -> Any:
             return json.load(f)
     except FileNotFoundError:
         raise
+    except OSError as e:  # a folder named manifest.json, no permission, an I/O error
+        raise IndexError_(f"{path}: cannot read ({e.strerror or e})", "check the index folder, or rebuild the index") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise IndexError_(f"{path}: not valid JSON ({e.__class__.__name__})", "the index is damaged; rebuild it") from None
 
 
 def _open_npy(path: Path, mmap: bool) -> np.ndarray:
+    # load_npy checks the magic bytes and the header before numpy sees the file
+    # (never unpickles; a header promising more bytes than the file has is refused).
     try:
-        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except ValueError as e:
-        msg = str(e)
-        if "pickle" in msg.lower() or "object" in msg.lower():
+        return load_npy(path, mmap=mmap)
+    except InputError as e:
+        if "pickle" in e.problem.lower() or "object" in e.problem.lower():
             raise IndexError_(f"{path}: holds Python objects (a pickle); refused for safety", "rebuild the index") from None
-        raise IndexError_(f"{path}: truncated or damaged vector file ({msg})", "rebuild the index (`xqg build` resumes)") from None
-    except (OSError, EOFError) as e:
-        raise IndexError_(f"{path}: cannot read vector file ({e})", "rebuild the index") from None
+        if "not found" in e.problem:
+            raise FileNotFoundError(path) from None  # open_index retries: a build may have just swapped the index
+        raise IndexError_(f"{path}: truncated or damaged vector file ({e.problem})", "rebuild the index (`xqg build` with the same arguments)") from None
 
 
 @dataclass
@@ -91,7 +95,7 @@ def read_manifest(root: Path) -> dict[str, Any]:
     if not root.exists():
         raise IndexError_(f"{root}: no such index folder", "build one with `xqg build --corpus FILE --out DIR`")
     if not path.exists():
-        if (root / fmt.WORK_DIR / fmt.PROGRESS).exists():
+        if (root / fmt.WORK_DIR).exists() or any(root.glob(".data-*.tmp")):
             raise IndexError_(
                 f"{root}: the index is incomplete (a build was started and did not finish)",
                 "run the same `xqg build` command again: it resumes where it stopped",
@@ -121,22 +125,64 @@ def verify_files(root: Path, manifest: dict[str, Any], full: bool | None = None)
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    raise IndexError_(f"{path}:{i}: damaged line", "rebuild the index") from None
+    try:
+        with open(path, encoding="utf-8") as f:
+            for i, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        row = json.loads(line)
+                    except json.JSONDecodeError:
+                        raise IndexError_(f"{path}:{i}: damaged line", "rebuild the index") from None
+                    if not isinstance(row, dict):
+                        raise IndexError_(f"{path}:{i}: damaged line (not a JSON object)", "rebuild the index")
+                    rows.append(row)
+    except UnicodeDecodeError:
+        raise IndexError_(f"{path}: damaged file (invalid UTF-8)", "rebuild the index") from None
     return rows
 
 
 def open_index(root: str | Path, verify: bool | None = None, mmap: bool = True) -> Index:
-    """Open a complete index. Raises IndexError_ saying what is wrong and what to do."""
+    """Open a complete index. Raises IndexError_ saying what is wrong and what to do.
+
+    A build may swap in a new manifest and delete the previous data folder while
+    we read: when a file is missing and the manifest has changed meanwhile, open
+    the new one instead of calling the index damaged."""
     root = Path(root)
-    manifest = read_manifest(root)
+    for attempt in range(5):
+        manifest = read_manifest(root)
+        try:
+            try:
+                return _open_manifest(root, manifest, verify, mmap)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                # A field of the manifest or of a row that is missing or of the wrong type.
+                raise IndexError_(f"{root}: damaged index ({type(exc).__name__}: {exc})", "rebuild the index") from None
+        except (IndexError_, FileNotFoundError) as exc:
+            if attempt < 4 and _manifest_changed(root, manifest):
+                continue
+            if isinstance(exc, FileNotFoundError):
+                raise IndexError_(f"{exc.filename or root}: missing from the index", "the index is damaged; rebuild it") from None
+            raise
+    raise AssertionError("unreachable")
+
+
+def _manifest_changed(root: Path, manifest: dict[str, Any]) -> bool:
+    try:
+        now = read_manifest(root)
+    except (IndexError_, OSError):
+        return False
+    return (now.get("data_dir"), now.get("generation_number")) != (manifest.get("data_dir"), manifest.get("generation_number"))
+
+
+def _open_manifest(root: Path, manifest: dict[str, Any], verify: bool | None, mmap: bool) -> Index:
     verify_files(root, manifest, full=verify)
     data = fmt.safe_join(root, manifest["data_dir"])
+    # Everything loaded below must be a file the manifest lists (and so was checked).
+    needed = [fmt.PASSAGES, fmt.PASSAGE_VECTORS]
+    if manifest["generation"]["langs"]:
+        needed += [fmt.QUERY_COUNTS, fmt.GENERATED] + [f"{fmt.QUERY_VECTORS_DIR}/{l}.npy" for l in manifest["generation"]["langs"]]
+    for name in needed:
+        if f"{manifest['data_dir']}/{name}" not in manifest["files"]:
+            raise IndexError_(f"{root / fmt.MANIFEST}: {name} is not listed among the index files", "the manifest was damaged or edited; rebuild the index")
     counts = manifest["counts"]
     n = int(counts["passages"])
     rows = _read_jsonl(data / fmt.PASSAGES)

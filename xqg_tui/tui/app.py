@@ -31,10 +31,10 @@ class XQGApp(App[int]):
     TITLE = "xQG · cross-lingual search with generated queries"
     ENABLE_COMMAND_PALETTE = True
     BINDINGS = [
-        Binding("q", "quit", "Quit"),
-        Binding("question_mark", "help", "Help", key_display="?"),
-        Binding("b", "show('build')", "Build"),
-        Binding("e", "show('evaluate')", "Evaluate"),
+        Binding("q", "quit", "quit"),
+        Binding("question_mark", "help", "help", key_display="?"),
+        Binding("b", "show('build')", "build"),
+        Binding("e", "show('evaluate')", "evaluate"),
         Binding("s", "show('search')", "Search", show=False),
         Binding("o", "open_index", "Open index", show=False),
         Binding("t", "toggle_theme", "Theme", show=False),

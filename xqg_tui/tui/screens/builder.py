@@ -79,12 +79,14 @@ def format_event(ev: "BuildEvent") -> str:
 
 class BuilderScreen(Screen):
     BINDINGS = [
-        Binding("escape", "app.show('search')", "Search"),
-        Binding("ctrl+r", "start", "Start/resume"),
-        Binding("ctrl+k", "cancel", "Cancel build"),
+        Binding("escape", "app.show('search')", "search"),
+        Binding("ctrl+r", "start", "start/resume"),
+        Binding("ctrl+k", "cancel", "cancel build"),
     ]
 
     app: "XQGApp"
+    # Makes the cancel flag of each build; tests swap in one that trips after N chunks.
+    event_factory: Callable[[], threading.Event] = threading.Event
 
     def __init__(self) -> None:
         super().__init__(id="builder-screen")
@@ -123,7 +125,7 @@ class BuilderScreen(Screen):
         yield ProgressBar(total=None, show_eta=False, id="build-progress")
         yield Static("", id="build-stages")
         yield RichLog(id="build-log", wrap=True, markup=False, max_lines=2000)
-        yield Footer()
+        yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one("#build-log").border_title = "log"
@@ -215,7 +217,7 @@ class BuilderScreen(Screen):
         self.building = True
         self.stages.clear()
         self.last_out = cfg.out
-        self.cancel_event = threading.Event()
+        self.cancel_event = self.event_factory()
         self._set_buttons()
         log = self.query_one("#build-log", RichLog)
         log.write(Text(f"{'resuming' if resuming else 'starting'} build → {cfg.out}", style="bold"))

@@ -55,9 +55,9 @@ def _lang_label(code: str) -> str:
 
 class EvaluateScreen(Screen):
     BINDINGS = [
-        Binding("escape", "app.show('search')", "Search"),
-        Binding("ctrl+r", "run", "Run"),
-        Binding("m", "next_metric", "Metric"),
+        Binding("escape", "app.show('search')", "search"),
+        Binding("ctrl+r", "run", "run"),
+        Binding("m", "next_metric", "metric"),
     ]
 
     app: "XQGApp"
@@ -104,7 +104,7 @@ class EvaluateScreen(Screen):
                 yield self._make_chart()
             with TabPane("Results file", id="tab-results"):
                 yield Markdown("Open a results JSON (written by `xqg experiment` or exported here) to show its table.", id="results-md")
-        yield Footer()
+        yield Footer(show_command_palette=False)
 
     def _make_chart(self):
         try:

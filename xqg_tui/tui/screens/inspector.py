@@ -32,9 +32,9 @@ def _name(code: str) -> str:
 
 class InspectorScreen(Screen):
     BINDINGS = [
-        Binding("escape,i,backspace", "close", "Back"),
-        Binding("n,right", "step(1)", "Next hit"),
-        Binding("p,left", "step(-1)", "Previous hit"),
+        Binding("escape,i,backspace", "close", "back"),
+        Binding("n,right", "step(1)", "next hit"),
+        Binding("p,left", "step(-1)", "previous hit"),
     ]
 
     def __init__(self, hit: "Hit", state: "QueryState", response: "SearchResponse", searcher: "Searcher") -> None:
@@ -61,7 +61,7 @@ class InspectorScreen(Screen):
                     yield Static(id=f"gen-{lang}", classes="gen-group")
                 if not self.searcher.index.langs:
                     yield Static("this index has no generated queries", classes="dim")
-        yield Footer()
+        yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one("#insp-passage").border_title = "passage (English)"

@@ -42,12 +42,12 @@ def _lang_label(code: str) -> str:
 
 class SearchScreen(Screen):
     BINDINGS = [
-        Binding("slash", "focus_query", "Query", key_display="/"),
+        Binding("slash", "focus_query", "query", key_display="/"),
         Binding("a", "toggle_augment", "xQG on/off"),
         Binding("plus,equals_sign", "alpha_up", "α+", key_display="+"),
         Binding("minus", "alpha_down", "α−", key_display="-"),
-        Binding("i", "inspect", "Inspect"),
-        Binding("v", "cycle_view", "View"),
+        Binding("i", "inspect", "inspect"),
+        Binding("v", "cycle_view", "view"),
         Binding("f", "toggle_fusion", "sum/mean", show=False),
         Binding("l", "focus_langs", "Languages", show=False),
     ]
@@ -95,7 +95,7 @@ class SearchScreen(Screen):
                 yield Label("xQG", id="aug-title", classes="pane-title")
                 yield ResultsTable("augmented", id="augmented")
         yield Static("", id="preview")
-        yield Footer()
+        yield Footer(show_command_palette=False)
 
     async def on_mount(self) -> None:
         note = self.app.note

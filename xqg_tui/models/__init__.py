@@ -1,0 +1,1 @@
+"""Model loading: encoders, query generators, the offline default encoder."""

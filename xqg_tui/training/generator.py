@@ -1,0 +1,559 @@
+"""Training the demo query generator (``xqg train generator``).
+
+The model is a standard transformers ``EncoderDecoderModel``:
+
+* encoder: the first ``encoder_layers`` layers of a BERT-style encoder (by default
+  the offline multilingual-e5-small), frozen. Its states for every training prompt
+  are computed once and cached (float16), so training only runs the decoder;
+* decoder: a ``BertLMHeadModel`` (``decoder_layers`` layers, hidden size = the
+  encoder's, causal self-attention + cross-attention), warm-started from the
+  encoder's first layers (cross-attention random), with the encoder's word
+  embeddings (frozen) tied to the output layer. The output is restricted to the
+  token ids that occur in the training targets: the trainer computes the softmax
+  over those rows only, and the saved model sets ``cls.predictions.bias`` to
+  :data:`BLOCKED_BIAS` for every other id, so the standard class behaves the same.
+
+Training pairs (prompt = ``build_prompt(lang, title, passage)``, target = a question):
+
+* ``translation``: XOR-TyDi question translations ``LANG-en/{en,LANG}.txt``; the
+  English question is the passage, the LANG question the target (teaches writing
+  questions in each of the seven languages);
+* ``xquad``: XQuAD's English paragraphs -> their questions in the chosen languages
+  (passage-to-question; every ``holdout_every``-th paragraph is held out);
+* ``demo``: the demo collection's *training* queries (in-domain), repeated
+  ``demo_repeat`` times per epoch. The evaluation queries are never read.
+
+Everything is deterministic given the seed. Checkpoints (the trainable decoder
+weights, safetensors) are written every ``checkpoint_minutes`` and at the end, so
+a stopped run loses little; :func:`export_assets` turns a checkpoint into the small
+asset files :mod:`xqg_tui.models.demo_generator` assembles into a model folder.
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from xqg_tui.errors import XQGError
+from xqg_tui.models.generator import build_prompt
+
+PAPER_LANGS = ("ar", "bn", "fi", "ja", "ko", "ru", "te")
+XQUAD_LANGS = ("ar", "ru", "en", "de", "es", "tr", "vi", "ro")
+BLOCKED_BIAS = -10000.0
+DECODER_MAX_POSITIONS = 128
+SKIP_IN_HEAD = ("bert.embeddings.word_embeddings.weight", "cls.predictions.decoder.weight",
+                "cls.predictions.decoder.bias", "cls.predictions.bias")
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class TrainConfig:
+    out_dir: str
+    encoder: str = "offline"
+    data_dir: str | None = None  # ../shared/data (xor-tydi/, xquad/)
+    demo_dir: str | None = None  # assets/demo
+    langs: tuple[str, ...] = PAPER_LANGS
+    xquad_langs: tuple[str, ...] = XQUAD_LANGS
+    translations_per_lang: int = 3000
+    holdout_every: int = 6
+    demo_repeat: int = 3
+    encoder_layers: int = 6
+    decoder_layers: int = 4
+    max_source_len: int = 256
+    max_target_len: int = 40
+    batch_tokens: int = 1800  # target tokens per batch (approx.)
+    lr: float = 5e-4
+    warmup_steps: int = 200
+    weight_decay: float = 0.01
+    label_smoothing: float = 0.05
+    minutes: float = 45.0
+    max_steps: int | None = None
+    checkpoint_minutes: float = 5.0
+    threads: int | None = None
+    seed: int = 0
+    encode_batch: int = 32
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Pair:
+    source: int  # index into the prompt list
+    target: str
+    kind: str
+    lang: str
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def _read_lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+def collect_pairs(cfg: TrainConfig, log: Log = print) -> tuple[list[str], list[Pair], dict[str, Any]]:
+    """The prompts (deduplicated) and (prompt, target) pairs of the training mix."""
+    rng = random.Random(cfg.seed)
+    prompts: list[str] = []
+    index: dict[str, int] = {}
+    pairs: list[Pair] = []
+    stats: dict[str, Any] = {}
+
+    def prompt_id(text: str) -> int:
+        if text not in index:
+            index[text] = len(prompts)
+            prompts.append(text)
+        return index[text]
+
+    if cfg.demo_dir:
+        demo = Path(cfg.demo_dir)
+        passages = {}
+        for line in (demo / "corpus.jsonl").read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                passages[row.get("docid") or row["id"]] = row
+        n = 0
+        # only the training queries; queries.eval.jsonl is never opened
+        for line in (demo / "queries.train.jsonl").read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            lang = row["lang"].strip()
+            p = passages.get(row["docid"])
+            if p is None or lang not in cfg.langs:
+                continue
+            pid = prompt_id(build_prompt(lang, p.get("title", ""), p["text"]))
+            pairs.append(Pair(pid, row["question"].strip(), "demo", lang))
+            n += 1
+        stats["demo_pairs"] = n
+    if cfg.data_dir:
+        data = Path(cfg.data_dir)
+        tdir = data / "xor-tydi" / "translations"
+        n = 0
+        for lang in cfg.langs:
+            folder = tdir / f"{lang}-en"
+            if not folder.is_dir():
+                continue
+            en, xx = _read_lines(folder / "en.txt"), _read_lines(folder / f"{lang}.txt")
+            if len(en) != len(xx):
+                raise XQGError(f"{folder}: en.txt and {lang}.txt have different line counts")
+            rows = [(a.strip(), b.strip()) for a, b in zip(en, xx) if a.strip() and b.strip()]
+            rng.shuffle(rows)
+            for a, b in rows[: cfg.translations_per_lang]:
+                pairs.append(Pair(prompt_id(build_prompt(lang, "", a)), b, "translation", lang))
+                n += 1
+        stats["translation_pairs"] = n
+        xdir = data / "xquad"
+        n = 0
+        held = 0
+        if (xdir / "xquad.en.json").is_file():
+            docs = {}
+            for lang in cfg.xquad_langs:
+                path = xdir / f"xquad.{lang}.json"
+                if path.is_file():
+                    docs[lang] = json.loads(path.read_text(encoding="utf-8"))
+            en = json.loads((xdir / "xquad.en.json").read_text(encoding="utf-8"))
+            questions: dict[str, dict[str, str]] = {}
+            for lang, d in docs.items():
+                for art in d["data"]:
+                    for para in art["paragraphs"]:
+                        for qa in para["qas"]:
+                            questions.setdefault(qa["id"], {})[lang] = qa["question"].strip()
+            k = 0
+            for art in en["data"]:
+                title = art["title"].replace("_", " ")
+                for para in art["paragraphs"]:
+                    k += 1
+                    if cfg.holdout_every and k % cfg.holdout_every == 0:
+                        held += 1
+                        continue
+                    for lang in docs:
+                        pid = None
+                        for qa in para["qas"]:
+                            q = questions.get(qa["id"], {}).get(lang)
+                            if q:
+                                if pid is None:
+                                    pid = prompt_id(build_prompt(lang, title, para["context"]))
+                                pairs.append(Pair(pid, q, "xquad", lang))
+                                n += 1
+        stats["xquad_pairs"] = n
+        stats["xquad_heldout_paragraphs"] = held
+    stats["prompts"] = len(prompts)
+    log(f"training mix: {stats}")
+    if not pairs:
+        raise XQGError("no training pairs found: give --data-dir and/or --demo-dir")
+    return prompts, pairs, stats
+
+
+def xquad_heldout(data_dir: Path, holdout_every: int = 6) -> list[dict[str, Any]]:
+    """The held-out XQuAD paragraphs (English) with their questions per language."""
+    xdir = Path(data_dir) / "xquad"
+    en = json.loads((xdir / "xquad.en.json").read_text(encoding="utf-8"))
+    out = []
+    k = 0
+    for art in en["data"]:
+        for para in art["paragraphs"]:
+            k += 1
+            if holdout_every and k % holdout_every == 0:
+                out.append({"docid": f"xquad-{k}", "title": art["title"].replace("_", " "),
+                            "text": para["context"], "qa_ids": [qa["id"] for qa in para["qas"]]})
+    return out
+
+
+# ----------------------------------------------------------------------------- model
+
+
+def _encoder_folder(spec: str) -> Path:
+    from xqg_tui.models.registry import resolve_encoder
+
+    return Path(resolve_encoder(spec))
+
+
+def load_encoder(folder: Path, layers: int) -> torch.nn.Module:
+    from transformers import BertModel
+
+    from xqg_tui.models.encoder import quiet_transformers
+
+    with quiet_transformers():
+        model = BertModel.from_pretrained(str(folder), num_hidden_layers=layers, add_pooling_layer=False,
+                                          dtype=torch.float32)
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def encode_prompts(encoder: torch.nn.Module, tokenizer: Any, prompts: Sequence[str], max_len: int,
+                   batch: int = 32, log: Log = print) -> tuple[np.ndarray, np.ndarray]:
+    """Encoder states of every prompt, concatenated: (total_tokens, H) float16 + offsets."""
+    ids = tokenizer(list(prompts), truncation=True, max_length=max_len, padding=False)["input_ids"]
+    lengths = np.array([len(x) for x in ids], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    hidden = encoder.config.hidden_size
+    states = np.zeros((int(offsets[-1]), hidden), dtype=np.float16)
+    order = np.argsort(-lengths, kind="stable")
+    t0 = time.time()
+    done = 0
+    with torch.inference_mode():
+        for s in range(0, len(order), batch):
+            rows = order[s : s + batch]
+            width = int(lengths[rows].max())
+            inp = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
+            mask = torch.zeros((len(rows), width), dtype=torch.long)
+            for r, j in enumerate(rows):
+                inp[r, : lengths[j]] = torch.tensor(ids[j])
+                mask[r, : lengths[j]] = 1
+            out = encoder(input_ids=inp, attention_mask=mask).last_hidden_state.numpy()
+            for r, j in enumerate(rows):
+                states[offsets[j] : offsets[j + 1]] = out[r, : lengths[j]]
+            done += len(rows)
+            if (s // batch) % 20 == 0:
+                log(f"encoded {done}/{len(order)} prompts ({time.time() - t0:.0f} s)")
+    return states, offsets
+
+
+def decoder_config(encoder_config: Any, layers: int) -> Any:
+    from transformers import BertConfig
+
+    return BertConfig(
+        vocab_size=encoder_config.vocab_size,
+        hidden_size=encoder_config.hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=encoder_config.num_attention_heads,
+        intermediate_size=encoder_config.intermediate_size,
+        hidden_act=encoder_config.hidden_act,
+        max_position_embeddings=DECODER_MAX_POSITIONS,
+        type_vocab_size=encoder_config.type_vocab_size,
+        layer_norm_eps=encoder_config.layer_norm_eps,
+        pad_token_id=encoder_config.pad_token_id,
+        bos_token_id=getattr(encoder_config, "bos_token_id", 0),
+        eos_token_id=getattr(encoder_config, "eos_token_id", 2),
+        is_decoder=True,
+        add_cross_attention=True,
+        tie_word_embeddings=True,
+    )
+
+
+def build_decoder(encoder_folder: Path, layers: int, seed: int) -> torch.nn.Module:
+    """A BertLMHeadModel warm-started from the encoder checkpoint's embeddings and
+    first ``layers`` layers; word embeddings frozen (tied to the output)."""
+    from safetensors import safe_open
+    from transformers import AutoConfig, BertLMHeadModel
+
+    enc_cfg = AutoConfig.from_pretrained(str(encoder_folder))
+    torch.manual_seed(seed)
+    model = BertLMHeadModel(decoder_config(enc_cfg, layers))
+    state = model.state_dict()
+    new: dict[str, torch.Tensor] = {}
+    with safe_open(str(encoder_folder / "model.safetensors"), "pt") as f:
+        for key in f.keys():
+            name = key[5:] if key.startswith("bert.") else key
+            target = "bert." + name
+            if target not in state:
+                continue
+            t = f.get_tensor(key).float()
+            if name == "embeddings.position_embeddings.weight":
+                t = t[:DECODER_MAX_POSITIONS]
+            if t.shape == state[target].shape:
+                new[target] = t
+    model.load_state_dict(new, strict=False)
+    model.tie_weights()
+    model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
+    with torch.no_grad():
+        model.cls.predictions.bias.zero_()
+    return model
+
+
+def trainable_state(decoder: torch.nn.Module, allowed: torch.Tensor) -> dict[str, torch.Tensor]:
+    """What the assets ship: every decoder weight except the (encoder-provided) word
+    embeddings and the full bias; the allowed ids and their bias instead."""
+    out = {k: v.detach().clone().contiguous() for k, v in decoder.state_dict().items() if k not in SKIP_IN_HEAD}
+    out["xqg.allowed_ids"] = allowed.to(torch.int32).clone()
+    out["xqg.allowed_bias"] = decoder.cls.predictions.bias.detach()[allowed].clone()
+    return out
+
+
+def restricted_logits(decoder: torch.nn.Module, hidden: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    h = decoder.cls.predictions.transform(hidden)
+    weight = decoder.bert.embeddings.word_embeddings.weight[allowed]
+    return F.linear(h, weight) + decoder.cls.predictions.bias[allowed]
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def _batches(pairs: list[Pair], tgt_ids: list[list[int]], src_len: np.ndarray, batch_tokens: int,
+             rng: random.Random) -> list[list[int]]:
+    """Shuffled batches of similar source length, about ``batch_tokens`` target tokens
+    (counting padded source positions / 8 as well, so long passages make smaller batches)."""
+    order = list(range(len(pairs)))
+    rng.shuffle(order)
+    out: list[list[int]] = []
+    chunk = 4000
+    for s in range(0, len(order), chunk):
+        part = sorted(order[s : s + chunk], key=lambda i: src_len[pairs[i].source])
+        cur: list[int] = []
+        for i in part:
+            cand = cur + [i]
+            width_t = max(len(tgt_ids[j]) for j in cand) + 1
+            width_s = max(src_len[pairs[j].source] for j in cand)
+            if cur and len(cand) * (width_t + width_s / 8) > batch_tokens:
+                out.append(cur)
+                cur = [i]
+            else:
+                cur = cand
+        if cur:
+            out.append(cur)
+    rng.shuffle(out)
+    return out
+
+
+def train_generator(cfg: TrainConfig, log: Log = print, encoder_folder: Path | None = None) -> Path:
+    """Run the whole training; returns ``out_dir`` (holding ``decoder.safetensors``,
+    ``train_state.json`` and the cache of encoder states)."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    from xqg_tui.io.atomic import atomic_write_json
+
+    t_start = time.time()
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    enc_folder = Path(encoder_folder) if encoder_folder is not None else _encoder_folder(cfg.encoder)
+    tokenizer = AutoTokenizer.from_pretrained(str(enc_folder))
+    prompts, pairs, stats = collect_pairs(cfg, log)
+
+    # --- encoder states, cached (keyed by the prompts, the encoder and its layers)
+    import hashlib
+
+    key = hashlib.sha256(json.dumps([prompts, str(enc_folder), cfg.encoder_layers, cfg.max_source_len],
+                                    ensure_ascii=False).encode()).hexdigest()[:16]
+    cache_states, cache_offsets = out / f"states-{key}.npy", out / f"offsets-{key}.npy"
+    if cache_states.is_file() and cache_offsets.is_file():
+        states = np.load(cache_states, allow_pickle=False, mmap_mode="r")
+        offsets = np.load(cache_offsets, allow_pickle=False)
+        log(f"encoder states from cache {cache_states.name}")
+    else:
+        encoder = load_encoder(enc_folder, cfg.encoder_layers)
+        states, offsets = encode_prompts(encoder, tokenizer, prompts, cfg.max_source_len, cfg.encode_batch, log)
+        del encoder
+        from xqg_tui.io.atomic import save_npy_atomic
+
+        save_npy_atomic(cache_offsets, offsets)
+        save_npy_atomic(cache_states, states)
+    src_len = np.diff(offsets)
+    log(f"encoder states: {len(prompts)} prompts, {int(offsets[-1])} tokens ({time.time() - t_start:.0f} s)")
+
+    # --- targets and the output vocabulary
+    eos = tokenizer.eos_token_id
+    bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.cls_token_id
+    pad = tokenizer.pad_token_id
+    tgt_ids = [tokenizer(p.target, add_special_tokens=False)["input_ids"][: cfg.max_target_len] + [eos]
+               for p in pairs]
+    special = {i for i in (bos, pad, tokenizer.unk_token_id) if i is not None}
+    allowed_set = {t for ids in tgt_ids for t in ids} - special
+    allowed = torch.tensor(sorted(allowed_set), dtype=torch.long)
+    remap = torch.full((max(allowed_set) + 1,), -1, dtype=torch.long)
+    remap[allowed] = torch.arange(len(allowed))
+    log(f"output vocabulary: {len(allowed)} ids")
+
+    decoder = build_decoder(enc_folder, cfg.decoder_layers, cfg.seed)
+    decoder.train()
+    params = [p for p in decoder.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    n_params = sum(p.numel() for p in params)
+    log(f"decoder: {n_params / 1e6:.1f}M trainable parameters")
+
+    rng = random.Random(cfg.seed + 1)
+    weights = [cfg.demo_repeat if p.kind == "demo" else 1 for p in pairs]
+    epoch_pairs = [i for i, w in enumerate(weights) for _ in range(w)]
+    budget = cfg.minutes * 60.0
+    t_train = time.time()
+    last_ckpt = t_train
+    step = 0
+    epoch = 0
+    ema = None
+    history: list[dict[str, Any]] = []
+
+    def save(final: bool = False) -> None:
+        from safetensors.torch import save_file
+
+        tmp = out / "decoder.safetensors.tmp"
+        save_file(trainable_state(decoder, allowed), str(tmp), metadata={"format": "pt"})
+        tmp.replace(out / "decoder.safetensors")
+        dcfg = decoder.config.to_dict()
+        atomic_write_json(out / "train_state.json", {
+            "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
+            "stats": stats, "step": step, "epoch": epoch, "loss_ema": ema,
+            "minutes": (time.time() - t_train) / 60.0, "final": final,
+            "decoder_config": dcfg, "encoder_layers": cfg.encoder_layers,
+            "vocabulary": len(allowed), "history": history[-200:],
+        })
+        log(f"checkpoint at step {step} (loss {ema:.3f})" if ema is not None else f"checkpoint at step {step}")
+
+    stop = False
+    while not stop:
+        mix = [pairs[i] for i in epoch_pairs]
+        mix_ids = [tgt_ids[i] for i in epoch_pairs]
+        batches = _batches(mix, mix_ids, src_len, cfg.batch_tokens, rng)
+        for b in batches:
+            elapsed = time.time() - t_train
+            if elapsed > budget or (cfg.max_steps is not None and step >= cfg.max_steps):
+                stop = True
+                break
+            frac = min(1.0, elapsed / budget) if cfg.max_steps is None else step / max(1, cfg.max_steps)
+            lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+            for g in opt.param_groups:
+                g["lr"] = lr
+            B = len(b)
+            ws = int(max(src_len[mix[i].source] for i in b))
+            wt = max(len(mix_ids[i]) for i in b)
+            enc = torch.zeros((B, ws, states.shape[1]), dtype=torch.float32)
+            emask = torch.zeros((B, ws), dtype=torch.long)
+            dec_in = torch.full((B, wt), pad, dtype=torch.long)
+            labels = torch.full((B, wt), -100, dtype=torch.long)
+            dmask = torch.zeros((B, wt), dtype=torch.long)
+            for r, i in enumerate(b):
+                s = mix[i].source
+                L = int(src_len[s])
+                enc[r, :L] = torch.from_numpy(np.asarray(states[offsets[s] : offsets[s + 1]], dtype=np.float32))
+                emask[r, :L] = 1
+                t = mix_ids[i]
+                dec_in[r, 0] = bos
+                dec_in[r, 1 : len(t)] = torch.tensor(t[:-1])
+                labels[r, : len(t)] = remap[torch.tensor(t)]
+                dmask[r, : len(t)] = 1
+            hidden = decoder.bert(input_ids=dec_in, attention_mask=dmask, encoder_hidden_states=enc,
+                                  encoder_attention_mask=emask, use_cache=False).last_hidden_state
+            logits = restricted_logits(decoder, hidden, allowed)
+            loss = F.cross_entropy(logits.view(-1, logits.shape[-1]), labels.view(-1), ignore_index=-100,
+                                   label_smoothing=cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            step += 1
+            ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
+            if step % 50 == 0:
+                history.append({"step": step, "loss": round(ema, 4), "min": round((time.time() - t_train) / 60, 2)})
+                log(f"step {step} epoch {epoch} loss {ema:.3f} lr {lr:.2e} ({(time.time() - t_train) / 60:.1f} min)")
+            if time.time() - last_ckpt > cfg.checkpoint_minutes * 60:
+                save()
+                last_ckpt = time.time()
+        else:
+            epoch += 1
+    save(final=True)
+    log(f"done: {step} steps, {epoch} full epochs, {(time.time() - t_train) / 60:.1f} min of training")
+    return out
+
+
+# ----------------------------------------------------------------------------- export
+
+
+def export_assets(train_dir: Path, assets_dir: Path, encoder_folder: Path | None = None,
+                  encoder_spec: str = "offline") -> Path:
+    """Write the shipped asset files from a training folder: ``decoder.safetensors``
+    (float16; decoder layers, head transform, positions, allowed ids + their bias),
+    ``config.json`` (the EncoderDecoder config; the encoder part names the layers kept)
+    and ``manifest.json`` (sha256 of each file)."""
+    import hashlib
+
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoConfig, BertConfig, EncoderDecoderConfig
+
+    from xqg_tui.io.atomic import atomic_write_json
+
+    train_dir, assets_dir = Path(train_dir), Path(assets_dir)
+    state = json.loads((train_dir / "train_state.json").read_text(encoding="utf-8"))
+    weights = load_file(str(train_dir / "decoder.safetensors"))
+    shipped = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in weights.items()}
+    enc_folder = Path(encoder_folder) if encoder_folder is not None else _encoder_folder(encoder_spec)
+    enc_cfg = AutoConfig.from_pretrained(str(enc_folder)).to_dict()
+    for k in ("architectures", "xqg", "dtype", "torch_dtype", "transformers_version"):
+        enc_cfg.pop(k, None)
+    enc_cfg["num_hidden_layers"] = int(state["encoder_layers"])
+    dec_cfg = dict(state["decoder_config"])
+    for k in ("architectures", "dtype", "torch_dtype", "transformers_version"):
+        dec_cfg.pop(k, None)
+    dec_cfg.pop("model_type", None)
+    enc_cfg.pop("model_type", None)
+    config = EncoderDecoderConfig.from_encoder_decoder_configs(BertConfig(**enc_cfg), BertConfig(**dec_cfg))
+    config.decoder_start_token_id = dec_cfg.get("bos_token_id", 0)
+    config.eos_token_id = dec_cfg.get("eos_token_id", 2)
+    config.pad_token_id = dec_cfg.get("pad_token_id", 1)
+    config.tie_encoder_decoder = False
+    assets_dir.mkdir(parents=True, exist_ok=True)
+    tmp = assets_dir / "decoder.safetensors.tmp"
+    save_file(shipped, str(tmp), metadata={"format": "pt", "xqg": "demo-generator-decoder"})
+    tmp.replace(assets_dir / "decoder.safetensors")
+    cfg_dict = config.to_dict()
+    cfg_dict.pop("transformers_version", None)
+    atomic_write_json(assets_dir / "config.json", cfg_dict)
+    files = {}
+    for name in ("decoder.safetensors", "config.json"):
+        files[name] = hashlib.sha256((assets_dir / name).read_bytes()).hexdigest()
+    atomic_write_json(assets_dir / "manifest.json", {
+        "format": 1,
+        "kind": "xqg-tui demo generator decoder",
+        "encoder": {"source": "offline (multilingual-e5-small)", "layers": int(state["encoder_layers"]),
+                    "vocab_size": enc_cfg["vocab_size"], "hidden_size": enc_cfg["hidden_size"]},
+        "files": files,
+        "training": {k: state[k] for k in ("step", "epoch", "minutes", "loss_ema", "vocabulary", "stats")},
+    })
+    return assets_dir
