@@ -15,6 +15,7 @@ SPEC holds ``corpus``, ``out``, ``encoder``, ``generator`` (tiny model folders),
   points, create ``hold_dir/held-J`` and wait until ``hold_dir/release-J`` exists
   (a build caught mid-way, on purpose);
 * ``slow``: seconds to sleep at every event (a build that takes a while);
+* ``wait_for``: a path; the build starts once it exists (the imports are done before);
 * ``seed``, ``alpha``: build settings.
 
 Events are the points where a build's saved state changes: a model call
@@ -159,6 +160,9 @@ class Logged:
 def build(spec_path: str) -> int:
     """One build as described by the spec file; returns the exit status."""
     global SPEC, OUT, LOG_FD, KILL, HOLD, SLOW
+    import transformers.models.bert.modeling_bert  # noqa: F401  (transformers' lazy imports, before wait_for)
+    import transformers.models.mt5.modeling_mt5  # noqa: F401
+
     from xqg_tui.models.encoder import Encoder
     from xqg_tui.models.generator import QueryGenerator
 
@@ -169,6 +173,10 @@ def build(spec_path: str) -> int:
     counts.clear()
     current["stage"] = "setup"
     install_hooks()
+    if SPEC.get("wait_for"):  # imports done; start when the test is ready
+        deadline = time.monotonic() + 120
+        while not Path(SPEC["wait_for"]).exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
     log(ev="start")
     encoder = Logged(Encoder.load(SPEC["encoder"]))
     generator = Logged(QueryGenerator.load(SPEC["generator"], max_new_tokens=6))

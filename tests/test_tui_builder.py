@@ -160,3 +160,29 @@ async def test_progress_burst_costs_few_redraws(tui_searcher):
         assert screen.events_drawn < 300
         assert screen.stages["encode"].done == 300  # the newest event is the one drawn
         assert "encode  300/300 passages" in plain_text(screen.query_one("#build-stage", Static))
+
+
+@run_async
+async def test_browse_button_fills_the_field(tmp_path, tui_searcher):
+    from xqg_tui.tui.dialogs import PathPicker
+
+    (tmp_path / "corpus.jsonl").write_text("{}\n")
+    app = create_app(searcher=tui_searcher, show_timings=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.action_show("build")
+        await pilot.pause()
+        screen = app.screen
+        await pilot.click("#corpus .browse")
+        await pilot.pause()
+        assert isinstance(app.screen, PathPicker)
+        app.screen.query_one("#picker-path", Input).value = str(tmp_path / "corpus.jsonl")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen is screen
+        assert screen.query_one("#corpus", PathField).value == str(tmp_path / "corpus.jsonl")
+        # Escape in the picker leaves the field alone
+        await pilot.click("#out .browse")
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause()
+        assert screen.query_one("#out", PathField).value == ""

@@ -276,3 +276,42 @@ async def test_empty_query_help_theme_and_quit(tui_searcher):
         await pilot.press("q")
         await pilot.pause()
     assert app.return_code == 0
+
+
+@run_async
+async def test_mouse_buttons_rows_and_open_index_dialog(tui_searcher, tui_index):
+    from textual.widgets import DirectoryTree
+
+    from xqg_tui.tui.dialogs import PathPicker
+
+    app = create_app(searcher=tui_searcher, alpha=0.5, show_timings=False, device="cpu")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await search(pilot, app, JA_QUERY)
+        await pilot.click("#alpha-up")
+        await settle(pilot, app)
+        assert app.settings.alpha == pytest.approx(0.6)
+        await pilot.click("#augment")
+        await settle(pilot, app)
+        assert app.settings.augment is False
+        # click a row, then click it again: the inspector opens on that passage
+        aug = app.search_screen.query_one("#augmented", ResultsTable)
+        await pilot.click("#augmented", offset=(10, 3))  # line 0 is the header: the third hit
+        await pilot.pause()
+        assert aug.cursor_row == 2
+        await pilot.click("#augmented", offset=(10, 3))
+        await pilot.pause()
+        assert isinstance(app.screen, InspectorScreen) and app.screen.hit.docid == aug.hits[2].docid
+        await pilot.press("escape")
+        # o: open an index by typing its folder in the picker
+        app.search_screen.query_one("#augment").focus()
+        await pilot.press("o")
+        await pilot.pause()
+        assert isinstance(app.screen, PathPicker)
+        assert app.screen.query_one(DirectoryTree) is not None
+        app.screen.query_one("#picker-path", Input).value = str(tui_index)
+        await pilot.click("#choose")
+        await settle(pilot, app)
+        assert app.screen is app.search_screen
+        assert app.searcher is not tui_searcher and app.searcher.index.root == tui_index
+        assert app.search_screen.response is None  # results of the old index are gone
+        assert app.encoder_state == "ready"

@@ -261,7 +261,41 @@ def encode_prompts(encoder: torch.nn.Module, tokenizer: Any, prompts: Sequence[s
     return states, offsets
 
 
-def decoder_config(encoder_config: Any, layers: int) -> Any:
+def _encode_with_reuse(out: Path, prompts: list[str], enc_folder: Path, tokenizer: Any, cfg: TrainConfig,
+                       log: Log) -> tuple[np.ndarray, np.ndarray]:
+    """Encode the prompts, reusing the states of earlier caches in ``out`` (same encoder,
+    layers and truncation) for prompts they hold."""
+    known: dict[str, np.ndarray] = {}
+    for meta_path in sorted(out.glob("prompts-*.json")):
+        key = meta_path.stem.split("-", 1)[1]
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            if (meta["encoder"], meta["layers"], meta["max_len"]) != (str(enc_folder), cfg.encoder_layers,
+                                                                       cfg.max_source_len):
+                continue
+            st = np.load(out / f"states-{key}.npy", allow_pickle=False, mmap_mode="r")
+            off = np.load(out / f"offsets-{key}.npy", allow_pickle=False)
+        except (OSError, ValueError, KeyError):
+            continue
+        wanted = set(prompts)
+        for j, text in enumerate(meta["prompts"]):
+            if text in wanted and text not in known:
+                known[text] = np.asarray(st[off[j] : off[j + 1]])
+    todo = [p for p in prompts if p not in known]
+    log(f"encoder states: {len(prompts) - len(todo)} reused, {len(todo)} to encode")
+    if todo:
+        encoder = load_encoder(enc_folder, cfg.encoder_layers)
+        st, off = encode_prompts(encoder, tokenizer, todo, cfg.max_source_len, cfg.encode_batch, log)
+        del encoder
+        for j, text in enumerate(todo):
+            known[text] = st[off[j] : off[j + 1]]
+    lengths = np.array([len(known[p]) for p in prompts], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    states = np.concatenate([known[p] for p in prompts]).astype(np.float16)
+    return states, offsets
+
+
+def decoder_config(encoder_config: Any, layers: int, bos: int, eos: int) -> Any:
     from transformers import BertConfig
 
     return BertConfig(
@@ -275,15 +309,15 @@ def decoder_config(encoder_config: Any, layers: int) -> Any:
         type_vocab_size=encoder_config.type_vocab_size,
         layer_norm_eps=encoder_config.layer_norm_eps,
         pad_token_id=encoder_config.pad_token_id,
-        bos_token_id=getattr(encoder_config, "bos_token_id", 0),
-        eos_token_id=getattr(encoder_config, "eos_token_id", 2),
+        bos_token_id=bos,
+        eos_token_id=eos,
         is_decoder=True,
         add_cross_attention=True,
         tie_word_embeddings=True,
     )
 
 
-def build_decoder(encoder_folder: Path, layers: int, seed: int) -> torch.nn.Module:
+def build_decoder(encoder_folder: Path, layers: int, seed: int, bos: int, eos: int) -> torch.nn.Module:
     """A BertLMHeadModel warm-started from the encoder checkpoint's embeddings and
     first ``layers`` layers; word embeddings frozen (tied to the output)."""
     from safetensors import safe_open
@@ -291,7 +325,7 @@ def build_decoder(encoder_folder: Path, layers: int, seed: int) -> torch.nn.Modu
 
     enc_cfg = AutoConfig.from_pretrained(str(encoder_folder))
     torch.manual_seed(seed)
-    model = BertLMHeadModel(decoder_config(enc_cfg, layers))
+    model = BertLMHeadModel(decoder_config(enc_cfg, layers, bos, eos))
     state = model.state_dict()
     new: dict[str, torch.Tensor] = {}
     with safe_open(str(encoder_folder / "model.safetensors"), "pt") as f:
@@ -387,18 +421,19 @@ def train_generator(cfg: TrainConfig, log: Log = print, encoder_folder: Path | N
         offsets = np.load(cache_offsets, allow_pickle=False)
         log(f"encoder states from cache {cache_states.name}")
     else:
-        encoder = load_encoder(enc_folder, cfg.encoder_layers)
-        states, offsets = encode_prompts(encoder, tokenizer, prompts, cfg.max_source_len, cfg.encode_batch, log)
-        del encoder
-        from xqg_tui.io.atomic import save_npy_atomic
+        states, offsets = _encode_with_reuse(out, prompts, enc_folder, tokenizer, cfg, log)
+        from xqg_tui.io.atomic import atomic_write_json as _wj, save_npy_atomic
 
         save_npy_atomic(cache_offsets, offsets)
         save_npy_atomic(cache_states, states)
+        _wj(out / f"prompts-{key}.json", {"encoder": str(enc_folder), "layers": cfg.encoder_layers,
+                                          "max_len": cfg.max_source_len, "prompts": prompts}, indent=None)
     src_len = np.diff(offsets)
     log(f"encoder states: {len(prompts)} prompts, {int(offsets[-1])} tokens ({time.time() - t_start:.0f} s)")
 
     # --- targets and the output vocabulary
-    eos = tokenizer.eos_token_id
+    # sentencepiece models (E5/XLM-R): <s> ... </s>; WordPiece BERT: [CLS] ... [SEP]
+    eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
     bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.cls_token_id
     pad = tokenizer.pad_token_id
     tgt_ids = [tokenizer(p.target, add_special_tokens=False)["input_ids"][: cfg.max_target_len] + [eos]
@@ -410,7 +445,7 @@ def train_generator(cfg: TrainConfig, log: Log = print, encoder_folder: Path | N
     remap[allowed] = torch.arange(len(allowed))
     log(f"output vocabulary: {len(allowed)} ids")
 
-    decoder = build_decoder(enc_folder, cfg.decoder_layers, cfg.seed)
+    decoder = build_decoder(enc_folder, cfg.decoder_layers, cfg.seed, bos, eos)
     decoder.train()
     params = [p for p in decoder.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]

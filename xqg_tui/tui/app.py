@@ -74,6 +74,7 @@ class XQGApp(App[int]):
         self.index_state = "open" if searcher is not None else ("opening" if index_path else "none")
         self.encoder_state = "none"  # none | loading | ready | failed
         self.encoder_error = ""
+        self.index_error = ""
         self.search_screen: "SearchScreen | None" = None
 
     # ---- start-up -----------------------------------------------------------------
@@ -111,6 +112,7 @@ class XQGApp(App[int]):
 
     def on_index_failed(self, message: IndexFailed) -> None:
         self.index_state = "none" if self.searcher is None else "open"
+        self.index_error = message.error
         self.push_screen(
             ErrorDialog(
                 "The index could not be opened",
@@ -132,7 +134,9 @@ class XQGApp(App[int]):
             self.encoder_state = "ready"
         else:
             self.encoder_state = "loading"
-            self._load_encoder_worker(searcher)
+            # Start after the screen is drawn: importing torch in the worker competes
+            # for the GIL, and the first frame must not wait for it.
+            self.call_after_refresh(self._load_encoder_worker, searcher)
         if self.search_screen is not None and self.search_screen.is_mounted:
             self.run_worker(self.search_screen.refresh_index(), group="refresh")
 

@@ -42,7 +42,7 @@ async def _capture(
                 raise XQGError(f"the encoder did not load within {timeout:.0f} s")
             await pilot.pause(0.1)
         if app.searcher is None:
-            raise XQGError(f"{index}: the index could not be opened")
+            raise XQGError(f"the index could not be opened: {app.index_error or index}")
         if app.encoder_state == "failed":
             raise XQGError(f"the encoder could not be loaded: {app.encoder_error}")
         screen = app.search_screen

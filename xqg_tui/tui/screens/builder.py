@@ -81,7 +81,7 @@ class BuilderScreen(Screen):
     BINDINGS = [
         Binding("escape", "app.show('search')", "search"),
         Binding("ctrl+r", "start", "start/resume"),
-        Binding("ctrl+k", "cancel", "cancel build"),
+        Binding("ctrl+g", "cancel", "cancel build"),
     ]
 
     app: "XQGApp"
