@@ -451,7 +451,7 @@ def test_search_during_a_build_and_a_second_build_is_locked_out(tmp_path: Path, 
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()
     try:
-        _t = time.monotonic(); _wait_for(hold / "held-0", proc); print("held0", time.monotonic() - _t, len(seen))
+        _wait_for(hold / "held-0", proc)
         # Mid-build: the last complete index is what everyone sees.
         assert _signature(Searcher.open(folder, encoder=models[0])) == old
         # A second build on the same folder fails at once, with a clear message.
@@ -464,7 +464,7 @@ def test_search_during_a_build_and_a_second_build_is_locked_out(tmp_path: Path, 
         assert code == 2 and "another build" in _one_error_line(err_text)
         (hold / "release-0").touch()
 
-        _t = time.monotonic(); _wait_for(hold / "held-1", proc); print("held1", time.monotonic() - _t, len(seen))
+        _wait_for(hold / "held-1", proc)
         # The new manifest is in place: new openers see the new index...
         new = _signature(Searcher.open(folder, encoder=models[0]))
         assert new[1] != old[1], "seed 8 generated other queries"

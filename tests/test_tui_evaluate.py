@@ -25,7 +25,6 @@ async def test_evaluate_plain_vs_xqg_and_export(tui_searcher, eval_files, tmp_pa
                      eval_queries=eval_files["queries"], eval_qrels=eval_files["qrels"])
     async with app.run_test(size=(100, 32)) as pilot:
         await pilot.press("escape")
-        app.search_screen.query_one("#augment").focus()
         await pilot.press("e")
         await pilot.pause()
         screen = app.screen

@@ -27,3 +27,21 @@ def test_screenshot_of_a_missing_index_fails_in_plain_words(tmp_path: Path, caps
     assert main([str(tmp_path / "none"), "kysymys", str(tmp_path / "x.svg")]) == 2
     assert "could not be opened" in capsys.readouterr().err
     assert not (tmp_path / "x.svg").exists()
+
+
+def test_run_app_returns_exit_codes(monkeypatch, capsys, tmp_path: Path):
+    from xqg_tui.tui import app as app_module
+
+    def boom(self, *args, **kwargs):
+        raise RuntimeError("terminal went away")
+
+    monkeypatch.setattr(app_module.XQGApp, "run", boom)
+    assert app_module.run_app(tmp_path) == 1
+    err = capsys.readouterr().err
+    assert "terminal went away" in err and "Traceback" not in err
+
+    def quits(self, *args, **kwargs):
+        self._return_code = 0
+
+    monkeypatch.setattr(app_module.XQGApp, "run", quits)
+    assert app_module.run_app(tmp_path, note="demo note", title="xQG demo") == 0

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import Checkbox, Input, Label, Static
 
-from tui_fixtures import BIG_ALPHA, FI_QUERY, JA_QUERY, eval_files, plain_text, run_async, settle, tui_index, tui_searcher  # noqa: F401
+from tui_fixtures import BIG_ALPHA, FI_QUERY, JA_QUERY, plain_text, run_async, settle, tui_index, tui_searcher  # noqa: F401
 from xqg_tui.errors import ModelError
 from xqg_tui.search import Searcher
 from xqg_tui.tui.app import create_app
@@ -264,7 +264,7 @@ async def test_empty_query_help_theme_and_quit(tui_searcher):
         await pilot.pause()
         assert any("empty" in str(n.message) for n in app._notifications)
         await pilot.press("escape")  # leave the query box so single keys are commands
-        app.search_screen.query_one("#augment").focus()
+        assert app.focused.id == "augment"
         await pilot.press("question_mark")
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
@@ -303,7 +303,6 @@ async def test_mouse_buttons_rows_and_open_index_dialog(tui_searcher, tui_index)
         assert isinstance(app.screen, InspectorScreen) and app.screen.hit.docid == aug.hits[2].docid
         await pilot.press("escape")
         # o: open an index by typing its folder in the picker
-        app.search_screen.query_one("#augment").focus()
         await pilot.press("o")
         await pilot.pause()
         assert isinstance(app.screen, PathPicker)

@@ -391,6 +391,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as e:
+        # The environment, not a bug: no permission, a read-only or full disk, a vanished file.
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"xqg: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

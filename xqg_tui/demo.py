@@ -104,4 +104,12 @@ def run_demo(args: Any) -> int:
     index = ensure_demo_index(rebuild=getattr(args, "rebuild", False), quiet=getattr(args, "quiet", False))
     from .tui.app import run_app
 
-    return run_app(index=index, note=DEMO_NOTE)
+    files = demo_files()
+    return run_app(
+        index=index,
+        title="xqg demo",
+        note=DEMO_NOTE,
+        eval_queries=files["eval_queries"],
+        eval_qrels=files["qrels"] if files["qrels"].exists() else None,
+        build_defaults={"corpus": str(files["corpus"]), "encoder": "offline", "generator": "demo"},
+    )

@@ -25,6 +25,7 @@ class Inputs:
     alpha: float | None = None
     fusion: str | None = None
     encoder: Any = None  # a loaded encoder for the queries (default: the index's own)
+    query_cache: Path | None = None  # folder keeping encoded queries between experiments
 
     @classmethod
     def make(cls, index: str | Path, queries: Sequence[str | Path] | str | Path, qrels: Sequence[str | Path] | str | Path | None = None,
@@ -80,7 +81,7 @@ class Experiment:
         qrels = load_qrels(inputs.qrels, original)
         if progress:
             progress(f"encoding {len(queries)} queries once")
-        ctx = Context(searcher, queries, qrels, k=inputs.k)
+        ctx = Context(searcher, queries, qrels, k=inputs.k, query_cache=inputs.query_cache)
         settings, baseline, notes = self.build_settings(searcher, ctx, inputs)
         results = run_settings(ctx, settings, baseline, progress)
         metrics = results[0].report.metrics
@@ -99,7 +100,7 @@ class Experiment:
             settings=self.settings_record(inputs, searcher),
             provenance=provenance(
                 searcher.index, data_files, inputs.seed, started, time.perf_counter() - t0,
-                {"query_encode_seconds": round(ctx.encode_seconds, 2), "qid_renamed": any(k != v for k, v in original.items())},
+                {"query_encode_seconds": round(ctx.encode_seconds, 2), "query_vectors_from_cache": ctx.query_cache_hit, "qid_renamed": any(k != v for k, v in original.items())},
             ),
             x_label=self.x_label,
             x_categorical=self.x_categorical,

@@ -26,6 +26,8 @@ def _add_common(p: argparse.ArgumentParser, finetune: bool = False) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--alpha", type=float, default=None, help="fusion weight (default: the index's)")
     p.add_argument("--fusion", choices=["sum", "mean"], default=None, help="fusion (default: the index's)")
+    p.add_argument("--query-cache", default=None, metavar="DIR",
+                   help="keep the encoded queries here and reuse them in later experiments (keyed by encoder and texts)")
     p.add_argument("--metrics", default=None, help="metrics in the Markdown tables (default: R@2kt,R@5kt,Recall@1,MRR@10 when computed)")
     p.add_argument("--plot-metric", default=None, help="metric plotted (default: MRR@10, else R@2kt)")
     p.add_argument("--no-png", action="store_true", help="skip the PNG plot")
@@ -45,7 +47,8 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     if not files:
         raise XQGError("give the evaluation queries with --queries FILE (repeatable)")
     qrels = [Path(x) for v in (args.qrels or []) for x in str(v).split(",") if x.strip()]
-    inputs = Inputs(Path(args.index), split_file_args(files), qrels, k=args.k, seed=args.seed, alpha=args.alpha, fusion=args.fusion)
+    inputs = Inputs(Path(args.index), split_file_args(files), qrels, k=args.k, seed=args.seed, alpha=args.alpha, fusion=args.fusion,
+                    query_cache=Path(args.query_cache) if args.query_cache else None)
     out = Path(args.out) if args.out else default_out(args.experiment)
     options = cls.options_from_args(args)
 

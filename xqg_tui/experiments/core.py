@@ -17,6 +17,8 @@ Rendering (JSON, Markdown, plots) lives in ``render.py`` and only reads the
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import re
 import time
@@ -218,6 +220,7 @@ class Context:
         token_cache: TokenCache | None = None,
         query_vectors: np.ndarray | None = None,
         progress: Progress | None = None,
+        query_cache: Path | None = None,
     ) -> None:
         if not queries:
             raise XQGError("no queries to evaluate")
@@ -235,13 +238,37 @@ class Context:
         self.langs = sorted({q.lang for q in self.queries})
         self.rows_by_lang = {l: [i for i, q in enumerate(self.queries) if q.lang == l] for l in self.langs}
         t0 = time.perf_counter()
+        self.query_cache_hit = False
         if query_vectors is None:
-            # The one model run of a vector-only experiment.
-            query_vectors = searcher.encode_queries([q.text for q in self.queries])
+            query_vectors = self._encode(searcher, query_cache)
         self.Q = np.ascontiguousarray(query_vectors, dtype=np.float32)
         self.encode_seconds = time.perf_counter() - t0
         self._search: dict[tuple[FusionSpec | None, str], list[list[tuple[str, float]]]] = {}
         self._reports: dict[tuple, EvalReport] = {}
+
+    def _encode(self, searcher: Any, cache: Path | None) -> np.ndarray:
+        """The one model run of a vector-only experiment (or a cached copy of it, keyed
+        by the encoder's identity and the exact query texts)."""
+        texts = [q.text for q in self.queries]
+        path = None
+        if cache is not None:
+            from ..io.atomic import load_npy, save_npy_atomic
+            from ..models.encoder import IDENTITY_KEYS
+
+            fp = searcher.index.manifest.get("encoder") or {}
+            ident = json.dumps({k: fp.get(k) for k in (*IDENTITY_KEYS, "max_query_length")}, sort_keys=True)
+            key = hashlib.sha256((ident + "\x00" + "\x00".join(texts)).encode()).hexdigest()[:24]
+            path = Path(cache) / f"queries-{key}.npy"
+            if path.exists():
+                Q = load_npy(path)
+                if Q.shape[0] == len(texts):
+                    self.query_cache_hit = True
+                    return Q
+        Q = searcher.encode_queries(texts)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_npy_atomic(path, np.asarray(Q, dtype=np.float32))
+        return Q
 
     def _ranked(self, spec: FusionSpec | None, lang: str) -> list[list[tuple[str, float]]]:
         key = (None if spec is None or spec.is_plain else spec, lang)

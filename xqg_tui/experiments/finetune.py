@@ -43,15 +43,17 @@ def _run_key(config: Any, data_sha: str, size: int) -> str:
     return hashlib.sha256(json.dumps({"config": d, "data": data_sha, "size": size}, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def reencoded_index(index: Index, encoder: Any, progress: Progress | None = None) -> Index:
+def reencoded_index(index: Index, encoder: Any, progress: Progress | None = None, langs: Sequence[str] | None = None) -> Index:
     """An in-memory copy of ``index`` whose passages and generated queries are encoded
-    by ``encoder`` (the query texts come from the index's generated.jsonl)."""
+    by ``encoder`` (the query texts come from the index's generated.jsonl). Only
+    ``langs`` (default: all) are encoded: the others are not fused, so not needed."""
     if progress:
         progress(f"encoding {index.size} passages")
     P = np.asarray(encoder.encode_passages(index.passages), dtype=np.float32)
     qv: dict[str, np.ndarray] = {}
     qc: dict[str, np.ndarray] = {}
-    for lang in index.langs:
+    keep = list(index.langs) if langs is None else [l for l in index.langs if l in langs]
+    for lang in keep:
         counts = np.asarray(index.query_counts[lang], dtype=np.int64)
         nmax = int(index.query_vectors[lang].shape[1])
         texts: list[str] = []
@@ -72,7 +74,10 @@ def reencoded_index(index: Index, encoder: Any, progress: Progress | None = None
         qc[lang] = counts
     manifest = json.loads(json.dumps(index.manifest))
     manifest["encoder"] = encoder.fingerprint()
-    return Index(index.root, manifest, list(index.passages), P, qv, qc, [index.generated(r) for r in range(index.size)])
+    manifest["generation"]["langs"] = keep
+    manifest["search_defaults"]["langs"] = [l for l in manifest["search_defaults"].get("langs", keep) if l in keep] or keep
+    generated = [{l: v for l, v in index.generated(r).items() if l in keep} for r in range(index.size)]
+    return Index(index.root, manifest, list(index.passages), P, qv, qc, generated)
 
 
 @register
@@ -152,6 +157,7 @@ class FinetuneExperiment(Experiment):
         training: dict[str, Any] = {}
         notes: list[str] = []
         spec_used = None
+        fused = langs or list(index.search_defaults.get("langs") or index.langs)
         for size in sizes:
             t_size = time.perf_counter()
             info: dict[str, Any] = {"size": size}
@@ -161,7 +167,7 @@ class FinetuneExperiment(Experiment):
                     searcher = Searcher(index, enc)  # same encoder as the index: its stored vectors are reused
                     info["reused_index_vectors"] = True
                 else:
-                    searcher = Searcher(reencoded_index(index, enc, progress), enc)
+                    searcher = Searcher(reencoded_index(index, enc, progress, fused), enc)
                     info["reused_index_vectors"] = False
             else:
                 folder = ckpt_root / f"size-{size}"
@@ -189,7 +195,7 @@ class FinetuneExperiment(Experiment):
                                 loss_every_10_steps=[round(x, 4) for x in res.losses])
                 info["checkpoint"] = str(folder)
                 enc = Encoder.load(str(folder), device=cfg.device, max_query_length=cfg.max_query_length, max_passage_length=cfg.max_passage_length, threads=cfg.threads)
-                searcher = Searcher(reencoded_index(index, enc, progress), enc)
+                searcher = Searcher(reencoded_index(index, enc, progress, fused), enc)
             spec = searcher.spec(alpha=inputs.alpha, fusion=inputs.fusion, langs=langs, n=o.get("n"))
             if spec.is_plain:
                 raise XQGError("alpha is 0 (or no languages): the xQG runs would be plain retrieval; give --alpha")

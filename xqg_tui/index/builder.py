@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from ..errors import BuildLockedError, DiskFullError, InputError, XQGError
+from ..errors import BuildLockedError, DiskFullError, IndexError_, InputError, XQGError
 from ..io.atomic import atomic_write_json, atomic_write_text, load_npy, save_npy_atomic
 from ..languages import PAPER_LANGUAGES, is_known, language_name, normalize_code
 from ..types import Passage
@@ -425,7 +425,7 @@ def _build_locked(config: BuildConfig, rep: _Reporter, encoder: Any, generator: 
         for lang in todo_langs:
             rows_all: list[list[str]] = []
             for i, _ in enumerate(chunks):
-                rows_all.extend(json.loads((gen_dirs[lang] / f"{i:06d}.json").read_text(encoding="utf-8")))
+                rows_all.extend(_work_json(gen_dirs[lang] / f"{i:06d}.json", chunks[i][1] - chunks[i][0]))
             texts[lang] = rows_all
         rep.finish("generate")
 
@@ -463,8 +463,7 @@ def _build_locked(config: BuildConfig, rep: _Reporter, encoder: Any, generator: 
     generation = int((old or {}).get("generation_number", 0)) + 1
     data_name = fmt.data_dir_name(generation)
     tmp = out / f".{data_name}.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    _remove(tmp)
     (tmp / fmt.QUERY_VECTORS_DIR).mkdir(parents=True)
 
     if reuse_passages:
@@ -472,7 +471,7 @@ def _build_locked(config: BuildConfig, rep: _Reporter, encoder: Any, generator: 
         _link_or_copy(old_data / fmt.PASSAGE_VECTORS, tmp / fmt.PASSAGE_VECTORS)
         P = load_npy(tmp / fmt.PASSAGE_VECTORS, mmap=True)
     else:
-        parts = [load_npy(enc_dir / f"{i:06d}.npy") for i, _ in enumerate(chunks)]
+        parts = [_work_npy(enc_dir / f"{i:06d}.npy", b - a, 2) for i, (a, b) in enumerate(chunks)]
         P = np.concatenate(parts, axis=0).astype(config.dtype, copy=False)
         save_npy_atomic(tmp / fmt.PASSAGE_VECTORS, P)
     dim = int(P.shape[1])
@@ -491,7 +490,7 @@ def _build_locked(config: BuildConfig, rep: _Reporter, encoder: Any, generator: 
             _link_or_copy(old_data / fmt.QUERY_VECTORS_DIR / f"{lang}.npy", dst)
         else:
             qdir = work / f"encode-queries-{qenc_keys[lang]}"
-            parts = [load_npy(qdir / f"{i:06d}.npy") for i, _ in enumerate(chunks)]
+            parts = [_work_npy(qdir / f"{i:06d}.npy", b - a, 3, dim) for i, (a, b) in enumerate(chunks)]
             nmax = max((p.shape[1] for p in parts), default=0)
             full = np.zeros((len(passages), nmax, dim), dtype=config.dtype)
             for (a, b), part in zip(chunks, parts):
@@ -533,8 +532,7 @@ def _build_locked(config: BuildConfig, rep: _Reporter, encoder: Any, generator: 
         if path.is_file():
             files[f"{data_name}/{path.relative_to(tmp).as_posix()}"] = fmt.file_record(path)
     final = out / data_name
-    if final.exists():
-        shutil.rmtree(final)
+    _remove(final)
     os.replace(tmp, final)
     fmt.fsync_dir(out)
 
@@ -581,7 +579,11 @@ def _build_locked(config: BuildConfig, rep: _Reporter, encoder: Any, generator: 
     # hold them open keep working (unlinked files live until closed).
     for child in out.iterdir():
         if child.is_dir() and child.name.startswith("data-") and child.name != data_name:
-            shutil.rmtree(child, ignore_errors=True)
+            if child.is_symlink():  # not ours to follow: drop the link only
+                with contextlib.suppress(OSError):
+                    child.unlink()
+            else:
+                shutil.rmtree(child, ignore_errors=True)
     shutil.rmtree(work, ignore_errors=True)
     _remove_stale_temp(out)
     rep.finish("write")
@@ -594,6 +596,42 @@ def _build_locked(config: BuildConfig, rep: _Reporter, encoder: Any, generator: 
     result.stage_seconds = dict(rep.stage_seconds)
     result.warnings = list(rep.warnings)
     return result
+
+
+def _damaged_work(path: Path, problem: str) -> IndexError_:
+    # Work files are written atomically, so damage means a disk fault or a hand edit.
+    return IndexError_(f"{path}: damaged work file of an unfinished build ({problem})",
+                       "delete that file and run the same build again: only its chunk is computed again")
+
+
+def _work_npy(path: Path, rows: int, ndim: int, dim: int | None = None) -> np.ndarray:
+    """A saved chunk of vectors, checked against the chunk it stands for."""
+    try:
+        arr = load_npy(path)
+    except InputError as exc:
+        raise _damaged_work(path, exc.problem) from None
+    if arr.ndim != ndim or arr.shape[0] != rows or (dim is not None and arr.shape[-1] != dim) or arr.dtype.kind != "f":
+        raise _damaged_work(path, f"shape {arr.shape} {arr.dtype}, expected {rows} rows of {ndim}-d float vectors")
+    return arr
+
+
+def _work_json(path: Path, rows: int) -> list[list[str]]:
+    """A saved chunk of generated queries: one list of strings per passage."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise _damaged_work(path, type(exc).__name__) from None
+    if not (isinstance(data, list) and len(data) == rows and all(isinstance(r, list) and all(isinstance(q, str) for q in r) for r in data)):
+        raise _damaged_work(path, f"expected {rows} lists of queries")
+    return data
+
+
+def _remove(path: Path) -> None:
+    """Remove a file or folder of ours; a symlink is removed itself, never followed."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
 
 
 def _remove_stale_temp(out: Path) -> None:

@@ -169,13 +169,18 @@ def assemble(assets: Path, encoder_dir: Path, dest: Path) -> Path:
         model = EncoderDecoderModel(config=config)
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if "position_ids" not in k and not k.endswith("cls.predictions.decoder.weight")
-               and not k.endswith("cls.predictions.decoder.bias")]
+               and not k.endswith("cls.predictions.decoder.bias") and not k.startswith("encoder.pooler.")]
     if missing or unexpected:
         raise ModelError(
             f"the demo generator assets do not fit the encoder in {encoder_dir} "
             f"(missing {missing[:2]}, unexpected {unexpected[:2]})",
             hint="reinstall xqg-tui or re-export the assets",
         )
+    pooler = getattr(model.encoder, "pooler", None)
+    if pooler is not None:  # the class always builds a pooler; generation never uses it
+        with torch.no_grad():
+            for param in pooler.parameters():
+                param.zero_()
     model.decoder.tie_weights()
     with torch.no_grad():  # tie_weights in some versions leaves the linear's own bias
         model.decoder.cls.predictions.decoder.bias = model.decoder.cls.predictions.bias

@@ -592,3 +592,164 @@ def export_assets(train_dir: Path, assets_dir: Path, encoder_folder: Path | None
         "training": {k: state[k] for k in ("step", "epoch", "minutes", "loss_ema", "vocabulary", "stats")},
     })
     return assets_dir
+
+
+# ----------------------------------------------------------------------------- measurement
+
+
+def query_in_language(text: str, lang: str, finnish_detector: Any = None) -> bool:
+    """Whether a generated query is written in ``lang``: by script (more than half of its
+    letters), and for Finnish (Latin script) also by a language identifier when given."""
+    from xqg_tui.languages import script_counts
+
+    counts = script_counts(text)
+    total = sum(counts.values())
+    if total == 0:
+        return False
+    if lang == "ja":
+        ok = (counts.get("HIRAGANA", 0) + counts.get("KATAKANA", 0) + counts.get("CJK", 0)) / total > 0.5
+        return ok and counts.get("HANGUL", 0) == 0
+    script = {"ar": "ARABIC", "bn": "BENGALI", "te": "TELUGU", "ko": "HANGUL", "ru": "CYRILLIC",
+              "fi": "LATIN"}.get(lang)
+    if script is None:
+        raise XQGError(f"no script rule for language {lang}")
+    ok = counts.get(script, 0) / total > 0.5
+    if ok and lang == "fi" and finnish_detector is not None:
+        from lingua import Language
+
+        ok = finnish_detector.detect_language_of(text) == Language.FINNISH
+    return ok
+
+
+def _finnish_detector() -> Any:
+    try:
+        from lingua import LanguageDetectorBuilder
+    except ImportError:
+        return None
+    return LanguageDetectorBuilder.from_all_languages().build()
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def measure_demo(generated: Path, demo_dir: Path, work_dir: Path, langs: Sequence[str] = PAPER_LANGS,
+                 alphas: Sequence[float] = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6),
+                 log: Log = print) -> dict[str, Any]:
+    """The model card's numbers for generated queries of the demo passages: language
+    share, distinct share, own-passage retrieval, and augmentation vs none on the
+    demo EVALUATION queries with alpha/fusion chosen on the TRAINING queries."""
+    from scipy.stats import ttest_rel
+
+    from xqg_tui.evaluation import compare_reports, evaluate
+    from xqg_tui.index.builder import BuildConfig, build_index
+    from xqg_tui.index.fusion import FusionSpec
+    from xqg_tui.io.qrels import read_qrels
+    from xqg_tui.io.queries import read_queries
+    from xqg_tui.search import Searcher
+
+    demo_dir, work_dir = Path(demo_dir), Path(work_dir)
+    rows = _read_jsonl(generated)
+    result: dict[str, Any] = {"langs": list(langs)}
+    fin = _finnish_detector()
+    result["finnish_identifier"] = "lingua-language-detector (all languages)" if fin else "script only"
+    lang_share, script_share, distinct = {}, {}, {}
+    for lang in langs:
+        qs = [q for r in rows for q in r["generated_queries"].get(lang, [])]
+        lang_share[lang] = sum(query_in_language(q, lang, fin) for q in qs) / max(1, len(qs))
+        script_share[lang] = sum(query_in_language(q, lang) for q in qs) / max(1, len(qs))
+        per = [len(set(r["generated_queries"][lang])) / len(r["generated_queries"][lang])
+               for r in rows if r["generated_queries"].get(lang)]
+        distinct[lang] = sum(per) / max(1, len(per))
+    result["in_language"] = lang_share
+    result["in_script"] = script_share
+    result["distinct"] = distinct
+    log(f"language {lang_share}\ndistinct {distinct}")
+
+    index_dir = work_dir / "measure-index"
+    if index_dir.exists():
+        import shutil
+
+        shutil.rmtree(index_dir)
+    build_index(BuildConfig(corpus=demo_dir / "corpus.jsonl", out=index_dir, encoder="offline", generator=None,
+                            import_generated=Path(generated), langs=list(langs), queries_per_lang=5, seed=0))
+    s = Searcher.open(index_dir)
+    idx = s.index
+    P = np.asarray(idx.passage_vectors, dtype=np.float32)
+    own = {}
+    for lang in langs:
+        V = np.asarray(idx.query_vectors[lang], dtype=np.float32)
+        counts = np.asarray(idx.query_counts[lang])
+        hits, total = 0, 0
+        for d in range(len(P)):
+            c = int(counts[d])
+            if c == 0:
+                continue
+            top = np.argmax(V[d, :c] @ P.T, axis=1)
+            hits += int((top == d).sum())
+            total += c
+        own[lang] = hits / max(1, total)
+    result["own_passage_top1"] = own
+    result["own_passage_top1_chance"] = 1.0 / len(P)
+    log(f"own passage top-1 {own}")
+
+    docids = [p.docid for p in idx.passages]
+    text = {p.docid: p.text for p in idx.passages}
+
+    def run_for(Q: np.ndarray, queries: list[Any], spec: FusionSpec) -> dict[str, list[tuple[str, float]]]:
+        scores, rowids = s.search_vectors(Q, 100, spec)
+        return {q.qid: [(docids[int(i)], float(sc)) for sc, i in zip(sr, ir) if i >= 0]
+                for q, sr, ir in zip(queries, scores, rowids)}
+
+    train_q = read_queries(demo_dir / "queries.train.jsonl")
+    train_qrels = read_qrels(demo_dir / "qrels.train.trec")
+    Qt = s.encode_queries([q.text for q in train_q])
+    plain_spec = FusionSpec(alpha=0.0, fusion="mean", langs=tuple(langs), n=5)
+    base_train = evaluate(run_for(Qt, train_q, plain_spec), train_q, qrels=train_qrels)
+    # the training queries' own passage, for reference (real questions)
+    real_top1: dict[str, list[float]] = {}
+    run0 = run_for(Qt, train_q, plain_spec)
+    for q in train_q:
+        rel = train_qrels.get(q.qid, {}) if hasattr(train_qrels, "get") else {}
+        top = run0[q.qid][0][0] if run0[q.qid] else None
+        real_top1.setdefault(q.lang.strip(), []).append(1.0 if top in rel else 0.0)
+    result["train_queries_own_passage_top1"] = {k: sum(v) / len(v) for k, v in sorted(real_top1.items())}
+    grid = []
+    for fusion in ("mean", "sum"):
+        for alpha in alphas:
+            a = alpha if fusion == "mean" else alpha / 5.0  # sum of 5 vectors per language
+            spec = FusionSpec(alpha=a, fusion=fusion, langs=tuple(langs), n=5)
+            rep = evaluate(run_for(Qt, train_q, spec), train_q, qrels=train_qrels)
+            grid.append({"fusion": fusion, "alpha": a, "Recall@5": rep.macro["Recall@5"],
+                         "MRR@10": rep.macro.get("MRR@10")})
+            log(f"train {fusion} alpha {a:.3f}: R@5 {rep.macro['Recall@5']:.4f}")
+    best = max(grid, key=lambda g: (round(g["Recall@5"], 6), g["MRR@10"] or 0.0, -g["alpha"]))
+    result["tuning_on_training_queries"] = {"plain_Recall@5": base_train.macro["Recall@5"], "grid": grid,
+                                            "chosen": {"fusion": best["fusion"], "alpha": best["alpha"]}}
+    log(f"chosen on training queries: {best}")
+
+    eval_q = read_queries(demo_dir / "queries.eval.jsonl")
+    eval_qrels = read_qrels(demo_dir / "qrels.eval.trec")
+    Qe = s.encode_queries([q.text for q in eval_q])
+    spec = FusionSpec(alpha=best["alpha"], fusion=best["fusion"], langs=tuple(langs), n=5)
+    plain = evaluate(run_for(Qe, eval_q, plain_spec), eval_q, qrels=eval_qrels, passage_text=text)
+    aug = evaluate(run_for(Qe, eval_q, spec), eval_q, qrels=eval_qrels, passage_text=text)
+    cmp = compare_reports(plain, aug)
+    out: dict[str, Any] = {}
+    for metric in ("Recall@5", "R@2kt", "R@5kt", "MRR@10"):
+        if metric not in plain.metrics:
+            continue
+        per = {}
+        for lang in plain.languages:
+            e = cmp.per_language[lang][metric]
+            per[lang] = {"none": e["base"], "augmented": e["other"], "diff": e["diff"], "p_value": e["p_value"]}
+        ids = sorted(plain.per_query[metric])
+        a_vals = [plain.per_query[metric][i] for i in ids]
+        b_vals = [aug.per_query[metric][i] for i in ids]
+        p = float(ttest_rel(b_vals, a_vals).pvalue) if any(x != y for x, y in zip(a_vals, b_vals)) else 1.0
+        per["macro"] = {"none": plain.macro[metric], "augmented": aug.macro[metric],
+                        "diff": aug.macro[metric] - plain.macro[metric], "p_value_all_queries": p}
+        out[metric] = per
+    result["eval_augmentation"] = out
+    log(json.dumps(out, indent=1))
+    return result

@@ -17,7 +17,7 @@ HELP_TEXT = """\
 | key | does |
 |---|---|
 | type, `Enter` | search; the focus moves to the results |
-| `/` | back to the query box |
+| `/` | back to the query box; `Esc` leaves it |
 | `↑` `↓`, `Tab` | move in a ranking, switch plain / xQG column |
 | `Enter`, `i` | open the passage inspector |
 | `a` | augmentation (xQG) on / off: re-ranks at once |

@@ -97,6 +97,10 @@ class PathField(Horizontal):
         yield Button("…", classes="browse", tooltip="choose with a file browser")
 
     @property
+    def label(self) -> str:
+        return self._label
+
+    @property
     def input(self) -> Input:
         return self.query_one(Input)
 

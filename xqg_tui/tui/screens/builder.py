@@ -60,7 +60,8 @@ class ProgressThrottle:
         elif ev.message:
             self.post(BuildLog(f"{ev.stage}: {ev.message}"))
         elif stage_changed and ev.total > 0:
-            self.post(BuildLog(f"{ev.stage}: {ev.done:,}/{ev.total:,} {ev.unit} already done" if ev.done else f"{ev.stage}: {ev.total:,} {ev.unit} to do"))
+            # A resumed stage starts above 0: the log shows how much was already saved.
+            self.post(BuildLog(f"{ev.stage}: {ev.done:,}/{ev.total:,} {ev.unit}"))
         if stage_changed or finished or ev.message or now - self._last >= self.interval:
             self._last = now
             self._stage = ev.stage
@@ -147,7 +148,7 @@ class BuilderScreen(Screen):
             if path:
                 field.value = path
 
-        self.app.push_screen(PathPicker(f"Choose the {field._label}", field.value, field.directory), chosen)
+        self.app.push_screen(PathPicker(f"Choose the {field.label}", field.value, field.directory), chosen)
 
     @on(Input.Changed)
     def _input_changed(self, event: Input.Changed) -> None:
@@ -305,6 +306,9 @@ class BuilderScreen(Screen):
             self.query_one("#open-built", Button).disabled = False
             self.query_one("#build-progress", ProgressBar).update(total=1, progress=1)
             self.notify(text, title="build finished")
+            self.query_one("#start", Button).label = "Start"
+            self.query_one("#build-info", Static).update("")
+            return
         elif message.cancelled:
             log.write(Text("stopped: the work done so far is saved; Resume continues it", style="bold yellow"))
             stage.update(Text("cancelled: Resume continues where it stopped", style="yellow"))

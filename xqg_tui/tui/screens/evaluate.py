@@ -141,7 +141,7 @@ class EvaluateScreen(Screen):
             if path:
                 field.value = path
 
-        self.app.push_screen(PathPicker(f"Choose the {field._label}", field.value), chosen)
+        self.app.push_screen(PathPicker(f"Choose the {field.label}", field.value), chosen)
 
     # ---- running ------------------------------------------------------------------
     @on(Button.Pressed, "#eval-run")

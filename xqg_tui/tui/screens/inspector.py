@@ -109,7 +109,7 @@ class InspectorScreen(Screen):
     def _contributions(self, hit: "Hit", row: int) -> Group:
         spec = self.response.spec
         plain_part = (1.0 - spec.alpha) * float(self.state.plain_scores[row])
-        parts: list[tuple[str, str, float]] = [("passage", f"(1−α)·⟨q,p⟩", plain_part)]
+        parts: list[tuple[str, str, float]] = [("passage", "(1−α)·⟨q,p⟩", plain_part)]
         for lang in spec.langs:
             parts.append((f"{lang} {_name(lang)}", f"α·⟨q,A_{lang}⟩", float(hit.lang_contributions.get(lang, 0.0))))
         total_abs = sum(abs(v) for _, _, v in parts) or 1.0

@@ -50,6 +50,7 @@ class SearchScreen(Screen):
         Binding("v", "cycle_view", "view"),
         Binding("f", "toggle_fusion", "sum/mean", show=False),
         Binding("l", "focus_langs", "Languages", show=False),
+        Binding("escape", "leave_query", "leave query box", show=False),
     ]
 
     app: "XQGApp"
@@ -361,6 +362,8 @@ class SearchScreen(Screen):
         t.append("English passages are ranked twice: by their own vectors (plain) and with the vectors of ")
         t.append("queries generated for them in those languages fused in (xQG).\n\n")
         t.append("e.g.  日本で一番高い山は？   Mikä on Suomen suurin järvi?   Кто написал «Войну и мир»?\n\n", style="italic")
+        t.append("Esc", style="bold")
+        t.append(" leaves the query box, then  ")
         t.append("a", style="bold")
         t.append(" xQG on/off   ")
         t.append("+ -", style="bold")
@@ -378,7 +381,8 @@ class SearchScreen(Screen):
     def _effective_view(self) -> str:
         if self.view != "auto":
             return self.view
-        return "both" if self.size.width >= WIDE or self.size.width == 0 and self.app.size.width >= WIDE else "augmented"
+        width = self.size.width or self.app.size.width  # 0 before the first layout
+        return "both" if width >= WIDE else "augmented"
 
     def _apply_view(self) -> None:
         if self.query_one("#hint").display:
@@ -425,6 +429,13 @@ class SearchScreen(Screen):
     # ---- actions --------------------------------------------------------------------
     def action_focus_query(self) -> None:
         self.query_one("#query", Input).focus()
+
+    def action_leave_query(self) -> None:
+        """Esc in the query box: let single keys (a, b, e, q, ?) act as commands."""
+        if self.response is not None:
+            self._focus_results()
+        else:
+            self.query_one("#augment", Checkbox).focus()
 
     def action_focus_langs(self) -> None:
         checks = self.query("#lang-checks Checkbox")
