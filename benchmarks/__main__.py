@@ -26,7 +26,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-SECTIONS = ("search", "scaling", "memory", "encode", "generate", "demo")
+SECTIONS = ("encode", "generate", "search", "scaling", "memory", "demo")
 
 
 def main(argv: list[str] | None = None) -> int:

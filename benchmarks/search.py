@@ -41,10 +41,10 @@ def run(quick: bool = False, workdir: Path | None = None) -> list[Result]:
     from xqg_tui.index.fusion import augmented_matrix, language_aggregate
     from xqg_tui.search import Searcher
 
-    n = 20_000 if quick else 100_000
-    n_batch = 200 if quick else 1000
-    n_single = 100 if quick else 1000
-    n_inter = 15 if quick else 50
+    n = 10_000 if quick else 100_000
+    n_batch = 100 if quick else 1000
+    n_single = 50 if quick else 1000
+    n_inter = 10 if quick else 50
     nmax = 5
     tmp = Path(tempfile.mkdtemp(prefix="xqg-bench-search-", dir=workdir))
     results: list[Result] = []
@@ -70,7 +70,7 @@ def run(quick: bool = False, workdir: Path | None = None) -> list[Result]:
         QB = np.ascontiguousarray(Q[:n_batch])
         times = interleaved(
             {"ours": lambda: searcher.search_vectors(QB, 10, spec), "faiss": lambda: raw.search(QB, 10)},
-            reps=3 if quick else 5,
+            reps=2 if quick else 5,
         )
         ours_ms, base_ms = median(times["ours"]) * 1e3 / n_batch, median(times["faiss"]) * 1e3 / n_batch
         results.append(Result(
@@ -149,7 +149,7 @@ def run(quick: bool = False, workdir: Path | None = None) -> list[Result]:
             ours_t: list[float] = []
             base_t: list[float] = []
             agree = []
-            n_base = 2 if quick else 3
+            n_base = 1 if quick else 3
             for j, (alpha, langs) in enumerate(changes):
                 new = searcher.spec(alpha=alpha, langs=langs)
                 dt, resp = timed(lambda: searcher.rerank(state, 10, new))

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 import numpy as np
 import pytest
 
-from xqg_tui.errors import BuildLockedError, DiskFullError, IndexError_, XQGError
+from xqg_tui.errors import BuildLockedError, DiskFullError, IndexError_
 from xqg_tui.index import builder as builder_mod
 from xqg_tui.index import store
 from xqg_tui.index.builder import BuildConfig, build_index
@@ -333,6 +333,20 @@ def test_damaged_index_is_refused_clearly(case: str, index_copy: Path, models) -
         assert re.search(pattern, _one_error_line(err_text)), err_text
 
 
+def test_rebuilding_a_damaged_index_recomputes_instead_of_reusing(index_copy: Path, reference, corpus_file: Path,
+                                                                   tiny_encoder_dir: Path, tiny_generator_dir: Path, models) -> None:
+    # "Rebuild it" is the advice for a damaged index: the rebuild must not hard-link
+    # the damaged file into the new index and record its new checksum.
+    _flip_byte(_data(index_copy) / "passage_vectors.npy", -3)
+    events: list[Any] = []
+    enc, gen = Counting(models[0]), Counting(models[1])
+    build_index(_config(corpus_file, index_copy, tiny_encoder_dir, tiny_generator_dir), progress=events.append, encoder=enc, generator=gen)
+    assert any(e.level == "warning" and "damaged" in e.message for e in events)
+    assert enc.n + gen.n == reference["calls"]
+    assert _digests(index_copy) == _digests(reference["path"])
+    open_index(index_copy, verify=True)
+
+
 def test_large_index_checks_sizes_on_open_and_checksums_on_verify(index_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Above FULL_VERIFY_BYTES opening skips the hashing; `xqg index verify` does it.
     monkeypatch.setattr(store, "FULL_VERIFY_BYTES", 0)
@@ -409,6 +423,7 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 90.0) -> None
         time.sleep(0.02)
 
 
+@pytest.mark.timeout(400)
 def test_search_during_a_build_and_a_second_build_is_locked_out(tmp_path: Path, corpus_file: Path, tiny_encoder_dir: Path,
                                                                  tiny_generator_dir: Path, models) -> None:
     from xqg_tui.models.encoder import Encoder

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from ..io.atomic import atomic_write_bytes, atomic_write_text
 from .core import ExperimentResult, compare_pairs, plot_metric, significance_marks, value
 from .provenance import sha256_file
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 LEGEND = "values in %; * = significantly higher than the baseline, † = significantly lower (paired t-test, p < {p:g})"
 
 
@@ -87,10 +89,16 @@ def per_query_dict(result: ExperimentResult) -> dict[str, Any]:
     settings = {}
     for r in result.results:
         settings[r.setting.key] = {
-            m: [None if q not in vals else round(float(vals[q]), 5) for q in qids]
+            m: [None if q not in vals else _compact(vals[q]) for q in qids]
             for m, vals in r.report.per_query.items()
         }
     return {"qids": qids, "langs": [qlang[q] for q in qids], "settings": settings}
+
+
+def _compact(v: float) -> float | int:
+    """0/1 metrics as ints, the rest rounded: per_query.json stays small."""
+    f = float(v)
+    return int(f) if f.is_integer() else round(f, 5)
 
 
 def markdown(result: ExperimentResult, table_metrics: tuple[str, ...] | None = None) -> str:
@@ -229,7 +237,7 @@ def terminal_plot(result: ExperimentResult, metric: str, width: int = 78, height
     plt.xlabel(result.x_label)
     text = plt.build()
     plt.clear_figure()
-    return text
+    return text if color else _ANSI.sub("", text)
 
 
 def write_outputs(result: ExperimentResult, out_dir: Path, table_metrics: tuple[str, ...] | None = None,

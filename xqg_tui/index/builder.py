@@ -289,6 +289,17 @@ def _build_locked(config: BuildConfig, rep: _Reporter, encoder: Any, generator: 
         return _key({"corpus": corpus_sha, "chunk": config.chunk_size, **gen_settings, "lang": lang})
 
     old = _read_existing_manifest(out)
+    if old is not None:
+        # Files reused from the last index are hard-linked and re-recorded in the new
+        # manifest: check them first, or a rebuild would bless a damaged file.
+        from .store import verify_files
+
+        try:
+            verify_files(out, old, full=True)
+        except (IndexError_, OSError) as exc:
+            msg = exc.one_line() if isinstance(exc, XQGError) else str(exc)
+            rep("encode", 0, 0, "files", f"the existing index is damaged, so nothing is reused from it: {msg}", level="warning")
+            old = None
     old_keys = (old or {}).get("stage_keys", {})
     # Languages asked for now are the search default; languages an earlier build
     # already generated with the same settings are kept too (dropping them would

@@ -76,6 +76,7 @@ class TrainConfig:
     warmup_steps: int = 200
     weight_decay: float = 0.01
     label_smoothing: float = 0.05
+    min_token_count: int = 1  # output vocabulary: target tokens seen this often (+ all demo target tokens)
     minutes: float = 45.0
     max_steps: int | None = None
     checkpoint_minutes: float = 5.0
@@ -439,10 +440,18 @@ def train_generator(cfg: TrainConfig, log: Log = print, encoder_folder: Path | N
     tgt_ids = [tokenizer(p.target, add_special_tokens=False)["input_ids"][: cfg.max_target_len] + [eos]
                for p in pairs]
     special = {i for i in (bos, pad, tokenizer.unk_token_id) if i is not None}
-    allowed_set = {t for ids in tgt_ids for t in ids} - special
+    from collections import Counter
+
+    token_counts = Counter(t for ids in tgt_ids for t in ids)
+    allowed_set = {t for t, c in token_counts.items() if c >= cfg.min_token_count}
+    allowed_set |= {t for p, ids in zip(pairs, tgt_ids) if p.kind == "demo" for t in ids}
+    allowed_set |= {eos}
+    allowed_set -= special
     allowed = torch.tensor(sorted(allowed_set), dtype=torch.long)
-    remap = torch.full((max(allowed_set) + 1,), -1, dtype=torch.long)
+    remap = torch.full((max(max(allowed_set), max(token_counts)) + 1,), -100, dtype=torch.long)
     remap[allowed] = torch.arange(len(allowed))
+    covered = sum(c for t, c in token_counts.items() if t in allowed_set) / max(1, sum(token_counts.values()))
+    log(f"target tokens covered by the output vocabulary: {covered:.4f}")
     log(f"output vocabulary: {len(allowed)} ids")
 
     decoder = build_decoder(enc_folder, cfg.decoder_layers, cfg.seed, bos, eos)
