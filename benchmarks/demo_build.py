@@ -39,7 +39,7 @@ def run(quick: bool = False, workdir: Path | None = None) -> list[Result]:
     from xqg_tui.index.store import open_index
 
     limit_env = os.environ.get("XQG_BENCH_DEMO_PASSAGES", "").strip()
-    limit = 3 if quick else (int(limit_env) if limit_env.isdigit() and int(limit_env) > 0 else None)
+    limit = 2 if quick else (int(limit_env) if limit_env.isdigit() and int(limit_env) > 0 else None)
     langs = ["ar", "ja"] if quick else None  # None = the paper's seven
     n = 2 if quick else 5
     tmp = Path(tempfile.mkdtemp(prefix="xqg-bench-demo-", dir=workdir))

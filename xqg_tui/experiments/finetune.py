@@ -38,9 +38,11 @@ from .provenance import file_record, now_iso, provenance
 from .registry import register
 
 
-def _run_key(config: Any, data_sha: str, size: int) -> str:
-    d = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items() if k not in ("out", "threads", "device")}
-    return hashlib.sha256(json.dumps({"config": d, "data": data_sha, "size": size}, sort_keys=True).encode()).hexdigest()[:20]
+def _run_key(config: Any, data_sha: str, size: int, parent: str = "") -> str:
+    """Identity of one checkpoint: settings, data, size and (incremental) the checkpoint it continued."""
+    d = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items() if k not in ("out", "threads", "device", "base")}
+    blob = {"config": d, "data": data_sha, "size": size, "base": parent or str(config.base)}
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:20]
 
 
 def reencoded_index(index: Index, encoder: Any, progress: Progress | None = None, langs: Sequence[str] | None = None) -> Index:
@@ -101,6 +103,10 @@ class FinetuneExperiment(Experiment):
         parser.add_argument("--temperature", type=float, default=None, help="softmax temperature (default: 0.05 normalised encoders, 1.0 others)")
         parser.add_argument("--max-steps", type=int, default=None)
         parser.add_argument("--train-embeddings", action="store_true", help="also update the word embeddings (frozen by default)")
+        parser.add_argument("--train-layers", type=int, default=None, help="train only the top N transformer layers (faster on CPU)")
+        parser.add_argument("--incremental", action="store_true",
+                            help="continue each size from the previous size's checkpoint on the new examples only "
+                                 "(one pass over the nested subsets, checkpointed at each size; constant learning rate)")
         parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
         parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
         parser.add_argument("--langs", default=None, help="generation languages fused in the xQG runs (default: the index's)")
@@ -113,6 +119,7 @@ class FinetuneExperiment(Experiment):
             "checkpoints": args.checkpoints, "epochs": args.epochs, "batch_size": args.batch_size,
             "hard_negatives": args.hard_negatives, "lr": args.lr, "temperature": args.temperature,
             "max_steps": args.max_steps, "train_embeddings": args.train_embeddings, "threads": args.threads,
+            "train_layers": args.train_layers, "incremental": args.incremental,
             "device": args.device, "langs": args.langs, "n": args.n,
         }
 
@@ -150,7 +157,10 @@ class FinetuneExperiment(Experiment):
             temperature=o.get("temperature"), seed=inputs.seed, max_steps=o.get("max_steps"),
             max_query_length=int(enc_meta.get("max_query_length", 32)), max_passage_length=int(enc_meta.get("max_passage_length", 128)),
             freeze_embeddings=not o.get("train_embeddings", False), device=str(o.get("device") or "cpu"), threads=o.get("threads"),
+            train_layers=o.get("train_layers"), schedule="constant" if o.get("incremental") else "linear",
         )
+        incremental = bool(o.get("incremental"))
+        prev: tuple[int, Path, str] | None = None  # (size, folder, run key) of the last checkpoint
         langs = parse_lang_list(o["langs"], tuple(index.langs)) if o.get("langs") else None
         cache = TokenCache()
         results: list[SettingResult] = []
@@ -171,12 +181,16 @@ class FinetuneExperiment(Experiment):
                     info["reused_index_vectors"] = False
             else:
                 folder = ckpt_root / f"size-{size}"
-                key = _run_key(replace(cfg, out=folder), data["sha256"], size)
+                run_cfg, start = replace(cfg, out=folder), 0
+                if incremental and prev is not None:
+                    # continue the previous checkpoint on the next examples of the same shuffle
+                    run_cfg, start = replace(run_cfg, base=str(prev[1]), warmup_ratio=0.0), prev[0]
+                key = _run_key(run_cfg, data["sha256"], size, prev[2] if (incremental and prev) else "")
                 marker = folder / "xqg_training.json"
-                prev = json.loads(marker.read_text(encoding="utf-8")) if marker.exists() else {}
-                if prev.get("data", {}).get("run_key") == key:
-                    info.update(reused_checkpoint=True, steps=prev.get("steps"), train_seconds=prev.get("seconds"),
-                                loss_every_10_steps=prev.get("loss_every_10_steps"))
+                saved = json.loads(marker.read_text(encoding="utf-8")) if marker.exists() else {}
+                if saved.get("data", {}).get("run_key") == key:
+                    info.update(reused_checkpoint=True, steps=saved.get("steps"), train_seconds=saved.get("seconds"),
+                                loss_every_10_steps=saved.get("loss_every_10_steps"))
                     if progress:
                         progress(f"size {size}: reusing checkpoint {folder}")
                 else:
@@ -189,11 +203,14 @@ class FinetuneExperiment(Experiment):
                             last[0] = time.perf_counter()
                             progress(f"size {size}: step {step}/{total} loss {loss:.3f}")
 
-                    res = train_encoder(replace(cfg, out=folder), subset(examples, size, inputs.seed), tick,
-                                        data_info={**data, "size": size, "subset_seed": inputs.seed, "run_key": key})
+                    res = train_encoder(run_cfg, subset(examples, size, inputs.seed)[start:], tick,
+                                        data_info={**data, "size": size, "subset_seed": inputs.seed, "run_key": key,
+                                                   "continued_from": str(prev[1]) if start else None, "examples_in_this_run": size - start})
                     info.update(reused_checkpoint=False, steps=res.steps, train_seconds=round(res.seconds, 1),
                                 loss_every_10_steps=[round(x, 4) for x in res.losses])
                 info["checkpoint"] = str(folder)
+                info["continued_from"] = str(prev[1]) if start else None
+                prev = (size, folder, key)
                 enc = Encoder.load(str(folder), device=cfg.device, max_query_length=cfg.max_query_length, max_passage_length=cfg.max_passage_length, threads=cfg.threads)
                 searcher = Searcher(reencoded_index(index, enc, progress, fused), enc)
             spec = searcher.spec(alpha=inputs.alpha, fusion=inputs.fusion, langs=langs, n=o.get("n"))
@@ -215,9 +232,12 @@ class FinetuneExperiment(Experiment):
         notes.append(f"xQG runs: alpha {spec_used.alpha:g}, {spec_used.fusion} fusion, languages {', '.join(spec_used.langs)}, "
                      f"queries per language {'all' if spec_used.n is None else spec_used.n}; every model size re-encodes the passages "
                      "and the stored generated query texts")
-        notes.append(f"training: {len(examples)} examples in {train_path.name}; nested seeded subsets; each size trained from {base}; "
+        how = ("one pass, each size continuing the previous checkpoint on the new examples (constant learning rate)"
+               if incremental else f"each size trained from {base}")
+        notes.append(f"training: {len(examples)} examples in {train_path.name}; nested seeded subsets; {how}; "
                      f"{cfg.epochs:g} epoch(s), batch {cfg.batch_size}, {cfg.hard_negatives} hard negative(s) per query, "
-                     f"lr {cfg.learning_rate:g}, word embeddings {'frozen' if cfg.freeze_embeddings else 'trained'}")
+                     f"lr {cfg.learning_rate:g}, word embeddings {'frozen' if cfg.freeze_embeddings else 'trained'}"
+                     + (f", top {cfg.train_layers} layers trained" if cfg.train_layers is not None else ""))
         settings = {
             "experiment": self.name, "index": str(inputs.index),
             "queries": [{"lang": l, "path": str(p)} for l, p in inputs.queries], "qrels": [str(p) for p in inputs.qrels],

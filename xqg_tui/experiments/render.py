@@ -117,7 +117,10 @@ def markdown(result: ExperimentResult, table_metrics: tuple[str, ...] | None = N
                 mark = ""
                 if r.comparison is not None and lang != MACRO:
                     mark = significance_marks(r.comparison.per_language.get(lang, {}).get(metric))
-                cells.append(_pct(v) + mark)
+                cell = _pct(v) + mark
+                if lang == MACRO and v is not None and _partial(result, r):
+                    cell = f"({cell})"
+                cells.append(cell)
             label = r.setting.label.replace("|", "\\|")
             base = " (baseline)" if r.setting.key == result.baseline else ""
             out.append(f"| {r.setting.series} | {label}{base} | " + " | ".join(cells) + " |")
@@ -141,13 +144,19 @@ def markdown(result: ExperimentResult, table_metrics: tuple[str, ...] | None = N
         out.append("")
         out.append("(change in points against the paired setting)")
         out.append("")
-    out.append(LEGEND.format(p=result.significance_level) + f"; baseline = {result.by_key(result.baseline).setting.label}.")
+    out.append(LEGEND.format(p=result.significance_level) + f"; baseline = {result.by_key(result.baseline).setting.label}"
+               + ("; (x) = macro over fewer languages (the setting does not apply to all)." if any(_partial(result, r) for r in result.results) else "."))
     n = result.by_key(result.baseline).report.per_language
     out.append("Queries per language: " + ", ".join(f"{l} {int(n[l]['n'])}" for l in result.languages if l in n) + ".")
     if result.notes:
         out.append("")
         out += [f"- {note}" for note in result.notes]
     return "\n".join(out) + "\n"
+
+
+def _partial(result: ExperimentResult, r: Any) -> bool:
+    """True when a setting covers fewer query languages than the experiment (its macro is not comparable)."""
+    return len(r.report.per_language) < len(result.languages)
 
 
 def _series_points(result: ExperimentResult, metric: str, lang: str) -> dict[str, tuple[list[float], list[float], list[bool]]]:
@@ -163,7 +172,7 @@ def _series_points(result: ExperimentResult, metric: str, lang: str) -> dict[str
         xs, ys, sig = [], [], []
         for r in sorted(pts, key=lambda r: r.setting.x):
             v = value(r.report, lang, metric)
-            if v is None:
+            if v is None or (lang == MACRO and _partial(result, r)):
                 continue
             xs.append(r.setting.x)
             ys.append(100.0 * v)
@@ -194,7 +203,9 @@ def write_png(result: ExperimentResult, path: Path, metric: str) -> None:
     for ax, lang in zip(axes.flat, panels):
         for series, (xs, ys, sig) in _series_points(result, metric, lang).items():
             px = [pos[x] for x in xs] if result.x_categorical else xs
-            line, = ax.plot(px, ys, marker="o", markersize=3, label=series)
+            lone = len(xs) == 2  # baseline + one point (own language only): make it visible over the other lines
+            line, = ax.plot(px, ys, marker="D" if lone else "o", markersize=6 if lone else 3, label=series,
+                            zorder=4 if lone else 2, linestyle=":" if lone else "-")
             sx = [x for x, s in zip(px, sig) if s]
             sy = [y for y, s in zip(ys, sig) if s]
             if sx:

@@ -265,3 +265,47 @@ def prepare_demo_generator(
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+class _RestrictedOutput:
+    """Stand-in for the decoder's output ``nn.Linear``: computes the logits of the
+    allowed ids only and writes :data:`BLOCKED_BIAS` elsewhere. The allowed ids get
+    the same value as the full layer (up to float rounding); blocked ids, which the
+    full layer scores about ``BLOCKED_BIAS`` (never sampled), get exactly it."""
+
+    def __new__(cls, linear: Any, allowed: Any) -> Any:
+        import torch
+        import torch.nn.functional as F
+
+        class RestrictedOutput(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.out_features = linear.out_features
+                self.in_features = linear.in_features
+                self.register_buffer("allowed", allowed.clone())
+                self.register_buffer("weight_allowed", linear.weight.detach()[allowed].clone())
+                self.register_buffer("bias_allowed", linear.bias.detach()[allowed].clone())
+
+            def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+                out = hidden.new_full(hidden.shape[:-1] + (self.out_features,), BLOCKED_BIAS)
+                out[..., self.allowed] = F.linear(hidden, self.weight_allowed, self.bias_allowed)
+                return out
+
+        return RestrictedOutput()
+
+
+def restrict_output_layer(model: Any) -> int:
+    """Speed up generation with a model whose ``cls.predictions.bias`` blocks most of
+    the vocabulary (like the demo generator): the output matmul is done over the
+    allowed rows only (250,037 -> ~12k for the demo generator, about 20x fewer
+    multiply-adds per step). Returns the number of allowed ids (0 = left unchanged).
+    In-memory only; the saved model is not touched."""
+    decoder = getattr(model, "decoder", model)
+    head = getattr(getattr(decoder, "cls", None), "predictions", None)
+    if head is None or not hasattr(head, "bias"):
+        return 0
+    allowed = (head.bias.detach() > BLOCKED_BIAS / 2).nonzero().flatten()
+    if len(allowed) == 0 or len(allowed) > 0.5 * head.bias.numel():
+        return 0
+    head.decoder = _RestrictedOutput(head.decoder, allowed)
+    return int(len(allowed))

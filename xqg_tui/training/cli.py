@@ -26,6 +26,7 @@ def cmd_train_encoder(args: argparse.Namespace) -> int:
         hard_negatives=args.hard_negatives, learning_rate=args.lr, temperature=args.temperature, seed=args.seed,
         max_steps=args.max_steps, max_query_length=args.max_query_length, max_passage_length=args.max_passage_length,
         freeze_embeddings=not args.train_embeddings, device=args.device, threads=args.threads,
+        train_layers=args.train_layers, schedule=args.schedule,
     )
     last = [0.0]
 
@@ -68,6 +69,8 @@ def add_encoder_parser(tsub: Any) -> None:
     p.add_argument("--max-query-length", type=int, default=32)
     p.add_argument("--max-passage-length", type=int, default=128)
     p.add_argument("--train-embeddings", action="store_true", help="also update the word embeddings (frozen by default)")
+    p.add_argument("--train-layers", type=int, default=None, help="train only the top N transformer layers (faster on CPU)")
+    p.add_argument("--schedule", choices=["linear", "constant"], default="linear", help="learning rate after warm-up")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--quiet", action="store_true")

@@ -132,6 +132,8 @@ class TrainConfig:
     max_query_length: int = 32
     max_passage_length: int = 128
     freeze_embeddings: bool = True  # the 96M-row vocabulary of E5/mBERT: slow on CPU, overfits rare tokens
+    train_layers: int | None = None  # train only the top N transformer layers (backward stops there: faster on CPU)
+    schedule: str = "linear"  # linear decay after warm-up, or constant (for training continued in pieces)
     grad_clip: float = 1.0
     device: str = "cpu"
     threads: int | None = None
@@ -146,6 +148,10 @@ class TrainConfig:
             raise XQGError("--hard-negatives must be >= 0")
         if self.learning_rate <= 0:
             raise XQGError("--lr must be > 0")
+        if self.train_layers is not None and self.train_layers < 0:
+            raise XQGError("--train-layers must be >= 0")
+        if self.schedule not in ("linear", "constant"):
+            raise XQGError("--schedule must be linear or constant")
 
 
 @dataclass
@@ -224,6 +230,31 @@ class _Forward:
         return self._embed(items, self.pl)
 
 
+def _freeze_below(model: Any, top: int) -> None:
+    """Freeze the embeddings and all but the top ``top`` transformer layers; weights
+    outside the layer stack (a final LayerNorm) keep their setting. Gradients then
+    stop at the lowest trainable layer, which is what makes this cheaper."""
+    layers = None
+    for path in ("encoder.layer", "layer", "block", "encoder.block"):
+        obj: Any = model
+        for part in path.split("."):
+            obj = getattr(obj, part, None)
+            if obj is None:
+                break
+        if obj is not None and hasattr(obj, "__len__"):
+            layers = list(obj)
+            break
+    if layers is None:
+        raise XQGError(f"--train-layers: cannot find the transformer layers of a {type(model).__name__}")
+    in_layers = {id(p) for layer in layers for p in layer.parameters()}
+    keep = {id(p) for layer in layers[max(0, len(layers) - top):] for p in layer.parameters()} if top else set()
+    for name, p in model.named_parameters():
+        if id(p) in keep:
+            continue
+        if id(p) in in_layers or "embed" in name or name.startswith("shared"):
+            p.requires_grad_(False)
+
+
 def save_checkpoint(enc: Any, folder: Path, info: dict[str, Any]) -> Path:
     """A transformers folder (safetensors) that Encoder.load reads with the same conventions."""
     from ..io.atomic import atomic_write_json
@@ -285,7 +316,11 @@ def train_encoder(config: TrainConfig, examples: Sequence[TrainExample], progres
         emb = model.get_input_embeddings()
         if emb is not None:
             emb.weight.requires_grad_(False)
+    if config.train_layers is not None:
+        _freeze_below(model, config.train_layers)
     params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise XQGError("nothing to train: every weight is frozen")
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]
     optim = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
@@ -297,9 +332,11 @@ def train_encoder(config: TrainConfig, examples: Sequence[TrainExample], progres
         total = min(total, int(config.max_steps))
     warmup = int(total * config.warmup_ratio)
 
-    def lr_at(step: int) -> float:  # linear warm-up, then linear decay to 0 (Tevatron / HF default)
+    def lr_at(step: int) -> float:  # linear warm-up, then linear decay to 0 (Tevatron / HF default) or constant
         if step < warmup:
             return (step + 1) / max(1, warmup)
+        if config.schedule == "constant":
+            return 1.0
         return max(0.0, (total - step) / max(1, total - warmup))
 
     sched = torch.optim.lr_scheduler.LambdaLR(optim, lr_at)

@@ -642,6 +642,22 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def _cached_encode(searcher: Any, texts: list[str], work_dir: Path) -> np.ndarray:
+    """Query vectors, cached in ``work_dir`` by a hash of the texts and the encoder."""
+    import hashlib
+
+    from xqg_tui.io.atomic import save_npy_atomic
+
+    key = hashlib.sha256(json.dumps([texts, searcher.index.manifest.get("encoder")], sort_keys=True,
+                                    default=str, ensure_ascii=False).encode()).hexdigest()[:16]
+    path = Path(work_dir) / f"queries-{key}.npy"
+    if path.is_file():
+        return np.load(path, allow_pickle=False)
+    vecs = searcher.encode_queries(texts)
+    save_npy_atomic(path, vecs)
+    return vecs
+
+
 def measure_demo(generated: Path, demo_dir: Path, work_dir: Path, langs: Sequence[str] = PAPER_LANGS,
                  alphas: Sequence[float] = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6),
                  log: Log = print) -> dict[str, Any]:
@@ -712,7 +728,7 @@ def measure_demo(generated: Path, demo_dir: Path, work_dir: Path, langs: Sequenc
 
     train_q = read_queries(demo_dir / "queries.train.jsonl")
     train_qrels = read_qrels(demo_dir / "qrels.train.trec")
-    Qt = s.encode_queries([q.text for q in train_q])
+    Qt = _cached_encode(s, [q.text for q in train_q], work_dir)
     plain_spec = FusionSpec(alpha=0.0, fusion="mean", langs=tuple(langs), n=5)
     base_train = evaluate(run_for(Qt, train_q, plain_spec), train_q, qrels=train_qrels)
     # the training queries' own passage, for reference (real questions)
@@ -739,7 +755,7 @@ def measure_demo(generated: Path, demo_dir: Path, work_dir: Path, langs: Sequenc
 
     eval_q = read_queries(demo_dir / "queries.eval.jsonl")
     eval_qrels = read_qrels(demo_dir / "qrels.eval.trec")
-    Qe = s.encode_queries([q.text for q in eval_q])
+    Qe = _cached_encode(s, [q.text for q in eval_q], work_dir)
     spec = FusionSpec(alpha=best["alpha"], fusion=best["fusion"], langs=tuple(langs), n=5)
     plain = evaluate(run_for(Qe, eval_q, plain_spec), eval_q, qrels=eval_qrels, passage_text=text)
     aug = evaluate(run_for(Qe, eval_q, spec), eval_q, qrels=eval_qrels, passage_text=text)
