@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import IndexError_
+from ..io.atomic import fsync_dir  # noqa: F401  (re-exported for the builder)
 
 FORMAT_NAME = "xqg-index"
 FORMAT_VERSION = 1
@@ -108,16 +109,3 @@ def validate_manifest(root: Path, manifest: Any) -> dict[str, Any]:
     for rel in manifest["files"]:
         safe_join(root, rel)
     return manifest
-
-
-def fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -31,7 +31,7 @@ _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     # Makes the rename itself durable; not possible on every OS/filesystem.
     try:
         fd = os.open(folder, os.O_RDONLY)
@@ -81,7 +81,7 @@ def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
         tmp_name = None
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     except OSError as exc:
         if exc.errno in _DISK_FULL:
             raise DiskFullError(f"{path}: disk full while writing this file") from None

@@ -21,7 +21,7 @@ from ..errors import DiskFullError, InputError, XQGError
 from ..languages import is_known, normalize_code
 from ..types import Passage, Query
 from ._common import _DuplicateKey, _no_duplicate_keys, has_space, json_type
-from .atomic import _DISK_FULL, _fsync_dir
+from .atomic import _DISK_FULL, fsync_dir
 from .corpus import write_corpus_jsonl
 from .qrels import write_qrels
 from .queries import write_queries_jsonl
@@ -122,7 +122,7 @@ def _write_all(out_dir: Path, passages: list[Passage],
         # Everything is on disk; moving within one folder tree cannot run out of space.
         for item in sorted(tmp.iterdir()):
             os.replace(item, out_dir / item.name)
-        _fsync_dir(out_dir)
+        fsync_dir(out_dir)
     except OSError as exc:
         if exc.errno in _DISK_FULL:
             raise DiskFullError(f"{out_dir}: disk full while writing the converted files") from None
