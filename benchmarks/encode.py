@@ -59,7 +59,7 @@ def run(quick: bool = False, workdir: Path | None = None) -> list[Result]:
     from xqg_tui.models.encoder import Encoder
 
     threads = torch.get_num_threads()
-    n = 8 if quick else 96
+    n = 6 if quick else 96
     reps = 1 if quick else 3
     pairs = demo_passages()
     while len(pairs) < n:

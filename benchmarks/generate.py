@@ -64,10 +64,16 @@ def plain_loop(model, tokenizer, items, langs, n: int, max_new_tokens: int, seed
 
 def run(quick: bool = False, workdir: Path | None = None) -> list[Result]:
     gen, desc, real = models.generator()
+    try:
+        bias = gen.model.decoder.cls.predictions.bias
+        allowed = int((bias > -5000).sum())
+        desc = f"{desc}; {allowed:,} of {bias.numel():,} output ids not blocked"
+    except AttributeError:
+        pass
     # The stand-in's random decoder never stops early; 24 tokens is a typical question's
     # length. The real generator runs to its end-of-sequence (64 at most, the build default).
     max_new = (4 if quick else 24) if not real else (8 if quick else 64)
-    n_pass = 1 if quick else 4
+    n_pass = 1 if quick else 3
     reps = 1 if quick else 2
     items = passages(n_pass)
     langs = LANGS if not quick else LANGS[:3]  # --quick: a smoke check, not the measurement

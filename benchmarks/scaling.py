@@ -43,7 +43,7 @@ def run(quick: bool = False, workdir: Path | None = None) -> list[Result]:
 
     from xqg_tui.search import Searcher
 
-    sizes = [2_000, 5_000, 20_000] if quick else [10_000, 100_000, 1_000_000]
+    sizes = [1_000, 4_000, 16_000] if quick else [10_000, 100_000, 1_000_000]
     nprobe = 16
     results: list[Result] = []
     t_exact: list[float] = []

@@ -41,10 +41,10 @@ def run(quick: bool = False, workdir: Path | None = None) -> list[Result]:
     from xqg_tui.index.fusion import augmented_matrix, language_aggregate
     from xqg_tui.search import Searcher
 
-    n = 10_000 if quick else 100_000
+    n = 5_000 if quick else 100_000
     n_batch = 100 if quick else 1000
-    n_single = 50 if quick else 1000
-    n_inter = 10 if quick else 50
+    n_single = 30 if quick else 1000
+    n_inter = 5 if quick else 50
     nmax = 5
     tmp = Path(tempfile.mkdtemp(prefix="xqg-bench-search-", dir=workdir))
     results: list[Result] = []

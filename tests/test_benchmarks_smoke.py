@@ -2,9 +2,15 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `benchmarks/` lives at the repo root, next to xqg_tui/
+    sys.path.insert(0, str(ROOT))
 
 faiss = pytest.importorskip("faiss")
 

@@ -149,3 +149,17 @@ def test_bundled_assets_are_valid_and_small() -> None:
     total = sum(p.stat().st_size for p in assets.iterdir() if p.is_file())
     assert total <= 40 * 1024 * 1024
     assert manifest["encoder"]["vocab_size"] == 250037
+
+
+def test_restricted_output_layer_generates_the_same(tiny_assets: Path, tmp_path: Path, tiny_encoder_dir: Path) -> None:
+    from xqg_tui.models.demo_generator import restrict_output_layer
+    from xqg_tui.models.generator import QueryGenerator
+    from xqg_tui.types import Passage
+
+    folder = prepare_demo_generator(cache_dir=tmp_path / "cache", assets_dir=tiny_assets, encoder_dir=tiny_encoder_dir)
+    passages = [Passage("d1", "Cairo", "Cairo is the capital of Egypt."), Passage("d2", "", "Tokyo is big.")]
+    gen = QueryGenerator.load(str(folder), max_new_tokens=6)
+    before = gen.generate(passages, ["ja", "ru"], n=3, seed=2)
+    kept = restrict_output_layer(gen.model)
+    assert 0 < kept < gen.model.config.decoder.vocab_size
+    assert gen.generate(passages, ["ja", "ru"], n=3, seed=2) == before

@@ -308,3 +308,27 @@ def test_xquad_split_real(tmp_path):
     test_q = [json.loads(l)["question"] for l in open(tmp_path / "queries.test.ar.jsonl", encoding="utf-8")]
     assert not any(json.dumps(q, ensure_ascii=False) in gen for q in test_q)
     assert math.isclose(s["queries"]["test"]["ar"] / 1190, 0.43, abs_tol=0.05)
+
+
+def test_show_reloads_a_saved_result(languages_run, tmp_path, capsys):
+    import shutil
+
+    from xqg_tui.experiments.render import load_result
+
+    result, paths, _ = languages_run
+    folder = tmp_path / "saved"
+    shutil.copytree(paths["json"].parent, folder)
+    loaded = load_result(folder)
+    assert [r.setting.key for r in loaded.results] == [r.setting.key for r in result.results]
+    own, own0 = loaded.by_key("own"), result.by_key("own")
+    assert own.report.per_language == own0.report.per_language
+    e, e0 = own.comparison.per_language["ar"]["Recall@1"], own0.comparison.per_language["ar"]["Recall@1"]
+    assert e["significant"] == e0["significant"] and e["p_value"] == pytest.approx(e0["p_value"], rel=1e-3)
+    before = json.loads((folder / "result.json").read_text(encoding="utf-8"))
+    (folder / "plot.png").unlink()
+    assert main(["experiment", "show", str(folder), "--write"]) == 0
+    out = capsys.readouterr().out
+    assert "| own language only |" in out and (folder / "plot.png").exists()
+    after = json.loads((folder / "result.json").read_text(encoding="utf-8"))
+    assert after["results"] == before["results"] and after["provenance"] == before["provenance"]
+    assert main(["experiment", "show", str(tmp_path / "nothing")]) == 2

@@ -93,6 +93,31 @@ def cmd_xor_translations(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_show(args: argparse.Namespace) -> int:
+    from ..io.atomic import atomic_write_text
+    from .core import pick_metrics, plot_metric
+    from .render import load_result, markdown, terminal_plot, write_png
+
+    result = load_result(args.result)
+    folder = Path(args.result) if Path(args.result).is_dir() else Path(args.result).parent
+    saved = json.loads((folder / "result.json").read_text(encoding="utf-8"))
+    wanted = tuple(m.strip() for m in args.metrics.split(",")) if args.metrics else tuple(saved.get("table_metrics") or ())
+    metrics = pick_metrics(result.metrics, wanted or None)
+    metric = plot_metric(result.metrics, args.plot_metric or saved.get("plot_metric"))
+    md = markdown(result, metrics)
+    if args.write:
+        # Only the renderings change; the computed values and provenance in result.json stay as they were.
+        atomic_write_text(folder / "results.md", md)
+        atomic_write_text(folder / "plot.txt", terminal_plot(result, metric, color=False) + "\n")
+        if not args.no_png:
+            write_png(result, folder / "plot.png", metric)
+        saved.update(markdown=md, table_metrics=list(metrics), plot_metric=metric)
+        atomic_write_text(folder / "result.json", json.dumps(saved, ensure_ascii=False, indent=1) + "\n")
+    print(md)
+    print(terminal_plot(result, metric, color=sys.stdout.isatty()))
+    return 0
+
+
 def add_parser(sub: Any) -> None:
     from .registry import get_experiment, list_experiments
 
@@ -108,6 +133,14 @@ def add_parser(sub: Any) -> None:
         _add_common(p)
         cls.add_arguments(p)
         p.set_defaults(func=cmd_experiment)
+
+    s = esub.add_parser("show", help="print (and with --write re-render) a saved experiment result")
+    s.add_argument("result", help="an experiment output folder (or its result.json)")
+    s.add_argument("--metrics", default=None)
+    s.add_argument("--plot-metric", default=None)
+    s.add_argument("--write", action="store_true", help="rewrite results.md, plot.png, plot.txt and the Markdown in result.json from the saved values")
+    s.add_argument("--no-png", action="store_true")
+    s.set_defaults(func=cmd_show, experiment="show")
 
     x = esub.add_parser("xquad-split", help="XQuAD -> corpus, test/eval queries, oracle generated queries, train.jsonl (split by article)")
     x.add_argument("--xquad", required=True, help="folder with xquad.LANG.json files")

@@ -65,9 +65,13 @@ class Setting:
     label: str  # row label in tables
     variants: list[Variant]  # averaged per query when more than one
     params: dict[str, Any] = field(default_factory=dict)  # extra exact settings for the JSON
+    recorded_variants: list[dict[str, Any]] | None = None  # JSON form, when loaded from a saved result
 
     def describe(self) -> dict[str, Any]:
-        variants = [{k: spec_params(v) for k, v in var.items()} for var in self.variants]
+        if self.recorded_variants is not None and not self.variants:
+            variants = self.recorded_variants
+        else:
+            variants = [{k: spec_params(v) for k, v in var.items()} for var in self.variants]
         return {"key": self.key, "series": self.series, "x": self.x, "label": self.label,
                 "variants": variants, **({"params": self.params} if self.params else {})}
 

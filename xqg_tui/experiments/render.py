@@ -167,8 +167,8 @@ def _series_points(result: ExperimentResult, metric: str, lang: str) -> dict[str
         if series == base.setting.series and len(result.series) > 1 and sum(r.setting.series == series for r in result.results) == 1:
             continue  # a lone baseline point is drawn as part of every other series
         pts = [r for r in result.results if r.setting.series == series]
-        if base not in pts:
-            pts = [base, *pts]
+        if base not in pts and all(r.setting.x != base.setting.x for r in pts):
+            pts = [base, *pts]  # the series starts from the shared baseline
         xs, ys, sig = [], [], []
         for r in sorted(pts, key=lambda r: r.setting.x):
             v = value(r.report, lang, metric)
@@ -244,6 +244,8 @@ def terminal_plot(result: ExperimentResult, metric: str, width: int = 78, height
         plt.plot(px, ys, label=series, marker=markers[i % len(markers)])
     if result.x_categorical:
         plt.xticks(list(range(len(xs_all))), labels)
+    elif len(xs_all) <= 12:
+        plt.xticks(xs_all, labels)
     plt.title(f"{result.title}: macro {metric} (%)")
     plt.xlabel(result.x_label)
     text = plt.build()
@@ -271,3 +273,46 @@ def write_outputs(result: ExperimentResult, out_dir: Path, table_metrics: tuple[
     paths["terminal_plot"] = out_dir / "plot.txt"
     atomic_write_text(paths["terminal_plot"], terminal_plot(result, metric, color=False) + "\n")
     return paths
+
+
+def load_result(folder: str | Path) -> ExperimentResult:
+    """Rebuild an :class:`ExperimentResult` from ``result.json`` + ``per_query.json``
+    (comparisons are recomputed from the per-query values), to re-render saved results."""
+    from ..errors import XQGError
+    from ..evaluation.report import EvalReport
+    from .core import Setting, SettingResult, attach_comparisons
+
+    folder = Path(folder)
+    if folder.is_file():
+        folder = folder.parent
+    try:
+        data = json.loads((folder / "result.json").read_text(encoding="utf-8"))
+        pq = json.loads((folder / "per_query.json").read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise XQGError(f"{folder}: no experiment result here ({Path(exc.filename).name} missing)") from None
+    except json.JSONDecodeError as exc:
+        raise XQGError(f"{folder}: damaged result file ({exc.msg})") from None
+    if data.get("format") != "xqg-experiment":
+        raise XQGError(f"{folder}/result.json: not an xqg experiment result")
+    qids, langs = pq["qids"], pq["langs"]
+    results = []
+    for row in data["results"]:
+        values = pq["settings"][row["key"]]
+        per_query = {m: {q: float(v) for q, v in zip(qids, vals) if v is not None} for m, vals in values.items()}
+        covered = {q for vals in per_query.values() for q in vals}
+        query_lang = {q: l for q, l in zip(qids, langs) if q in covered and l in row["per_language"]}
+        metrics = tuple(m for m in data["metrics"] if m in per_query)
+        report = EvalReport(metrics, row["per_language"], row["macro"], per_query, query_lang, {})
+        setting = Setting(row["key"], row["series"], row["x"], row["label"], [], row.get("params", {}), row.get("variants"))
+        results.append(SettingResult(setting, report, None, row.get("seconds", 0.0)))
+    attach_comparisons(results, data["baseline"])
+    extra: dict[str, list[tuple[str, str]]] = {}
+    for e in data.get("extra_comparisons", []):
+        extra.setdefault(e["title"], []).append((e["setting"], e["baseline"]))
+    return ExperimentResult(
+        name=data["experiment"], title=data["title"], description=data["description"], baseline=data["baseline"],
+        results=results, languages=data["languages"], metrics=tuple(data["metrics"]), settings=data["settings"],
+        provenance=data["provenance"], x_label=data.get("x_label", ""),
+        x_categorical=data["experiment"] == "alpha", notes=data.get("notes", []),
+        extra_comparisons=list(extra.items()), significance_level=data["significance"]["alpha"],
+    )
