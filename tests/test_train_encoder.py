@@ -158,27 +158,35 @@ def test_cli_train_encoder(train_file, tiny_e5_encoder_dir, tmp_path, capsys):
     assert info["examples"] == 16 and info["steps"] == 2 and (out / "model.safetensors").exists()
 
 
-def test_finetune_experiment(tmp_path, tiny_corpus, tiny_e5_encoder_dir, train_file):
-    """Sizes 0/8/16 on a tiny index: plain and xQG per size, checkpoints, reuse on rerun."""
-    from xqg_tui.experiments import Inputs, run_experiment
+@pytest.fixture(scope="module")
+def ft_collection(tmp_path_factory, tiny_corpus, tiny_e5_encoder_dir):
+    """A tiny index with one generated ar query per passage and 20 ru eval queries."""
     from xqg_tui.index.builder import BuildConfig, build_index
     from xqg_tui.io.corpus import write_corpus_jsonl
     from xqg_tui.io.qrels import write_qrels
     from xqg_tui.io.queries import write_queries_jsonl
     from xqg_tui.types import Query
 
+    root = tmp_path_factory.mktemp("ft")
     rng = random.Random(1)
-    corpus = tmp_path / "corpus.jsonl"
+    corpus = root / "corpus.jsonl"
     write_corpus_jsonl(corpus, tiny_corpus)
-    gen = tmp_path / "gen.jsonl"
+    gen = root / "gen.jsonl"
     gen.write_text("".join(json.dumps({"docid": p.docid, "generated_queries": {"ar": [" ".join(rng.choice(_WORDS["ar"]) for _ in range(5))]}},
                                       ensure_ascii=False) + "\n" for p in tiny_corpus), encoding="utf-8")
-    index = tmp_path / "index"
+    index = root / "index"
     build_index(BuildConfig(corpus=corpus, out=index, encoder=str(tiny_e5_encoder_dir), generator="none", import_generated=gen, langs=["ar"]))
     qs = [Query(f"e{i}", " ".join(rng.choice(_WORDS["ru"]) for _ in range(5)), "ru") for i in range(20)]
-    write_queries_jsonl(tmp_path / "q.ru.jsonl", qs)
-    write_qrels(tmp_path / "qrels.trec", {q.qid: {tiny_corpus[i].docid: 1} for i, q in enumerate(qs)})
-    inputs = Inputs.make(index, [tmp_path / "q.ru.jsonl"], tmp_path / "qrels.trec", alpha=0.3, fusion="mean", seed=2)
+    write_queries_jsonl(root / "q.ru.jsonl", qs)
+    write_qrels(root / "qrels.trec", {q.qid: {tiny_corpus[i].docid: 1} for i, q in enumerate(qs)})
+    return {"index": index, "queries": root / "q.ru.jsonl", "qrels": root / "qrels.trec"}
+
+
+def test_finetune_experiment(tmp_path, ft_collection, train_file):
+    """Sizes 0/8/16 on a tiny index: plain and xQG per size, checkpoints, reuse on rerun."""
+    from xqg_tui.experiments import Inputs, run_experiment
+
+    inputs = Inputs.make(ft_collection["index"], [ft_collection["queries"]], ft_collection["qrels"], alpha=0.3, fusion="mean", seed=2)
     out = tmp_path / "res"
     result, paths = run_experiment("finetune", inputs, out=out, train=str(train_file), sizes="8,16", batch_size=4, lr=1e-3)
     keys = [r.setting.key for r in result.results]
@@ -199,6 +207,17 @@ def test_finetune_experiment(tmp_path, tiny_corpus, tiny_e5_encoder_dir, train_f
     assert again.by_key("xqg:16").report.per_query == result.by_key("xqg:16").report.per_query
     with pytest.raises(XQGError, match="has 40"):
         run_experiment("finetune", inputs, out=out, train=str(train_file), sizes="100")
+
+
+def test_cli_finetune(tmp_path, ft_collection, train_file, capsys):
+    out = tmp_path / "cli-ft"
+    rc = main(["experiment", "finetune", "--index", str(ft_collection["index"]), "--eval-queries", str(ft_collection["queries"]),
+               "--qrels", str(ft_collection["qrels"]), "--train", str(train_file), "--sizes", "0", "--alpha", "0.3",
+               "--out", str(out), "--no-png", "--quiet", "--json"])
+    assert rc == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [r["key"] for r in data["results"]] == ["plain:0", "xqg:0"]
+    assert data["settings"]["xqg_spec"]["alpha"] == 0.3 and (out / "results.md").exists()
 
 
 def test_train_top_layers_only(train_file, tiny_e5_encoder_dir, tmp_path):

@@ -5,7 +5,7 @@ import argparse
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from ..errors import XQGError
 from ..index.format import FUSIONS
@@ -32,9 +32,7 @@ class Inputs:
              **kw: Any) -> "Inputs":
         qs = [queries] if isinstance(queries, (str, Path)) else list(queries)
         qr = [] if qrels is None else [qrels] if isinstance(qrels, (str, Path)) else list(qrels)
-        files: list[str] = []
-        for q in qs:
-            files.append(str(q))
+        files = [str(q) for q in qs]
         rels: list[Path] = []
         for r in qr:
             rels += [Path(x) for x in str(r).split(",") if x.strip()]
@@ -135,5 +133,3 @@ def parse_int_list(text: str) -> list[int]:
     except ValueError:
         raise XQGError(f"expected comma-separated integers, got {text!r}") from None
 
-
-ProgressFn = Callable[[str], None]

@@ -45,7 +45,7 @@ from ..io.queries import read_queries, write_queries_jsonl
 from ..io.xquad import convert_xquad
 from ..languages import normalize_code
 from ..training.encoder import TrainExample, write_training_file
-from ..types import Passage, Query
+from ..types import Passage
 
 
 def _article(docid: str) -> int:

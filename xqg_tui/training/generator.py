@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -585,6 +586,7 @@ def export_assets(train_dir: Path, assets_dir: Path, encoder_folder: Path | None
     assets_dir.mkdir(parents=True, exist_ok=True)
     tmp = assets_dir / "decoder.safetensors.tmp"
     save_file(shipped, str(tmp), metadata={"format": "pt", "xqg": "demo-generator-decoder"})
+    os.chmod(tmp, 0o644)  # shipped file: readable like the others
     tmp.replace(assets_dir / "decoder.safetensors")
     cfg_dict = config.to_dict()
     cfg_dict.pop("transformers_version", None)

@@ -34,7 +34,7 @@ def cmd_train_generator(args: argparse.Namespace) -> int:
         translations_per_lang=args.translations_per_lang, holdout_every=args.holdout_every,
         demo_repeat=args.demo_repeat, encoder_layers=args.encoder_layers, decoder_layers=args.decoder_layers,
         max_source_len=args.max_source_len, max_target_len=args.max_target_len, batch_tokens=args.batch_tokens,
-        lr=args.lr, warmup_steps=args.warmup_steps, label_smoothing=args.label_smoothing, minutes=args.minutes,
+        lr=args.lr, warmup_steps=args.warmup_steps, label_smoothing=args.label_smoothing, min_token_count=args.min_token_count, minutes=args.minutes,
         max_steps=args.max_steps, checkpoint_minutes=args.checkpoint_minutes, threads=args.threads, seed=args.seed,
     )
 
@@ -65,19 +65,20 @@ def add_parser(tsub: Any) -> None:
     p.add_argument("--demo-dir", default=None, help="demo collection with queries.train.jsonl (default: bundled; 'none' to skip)")
     p.add_argument("--encoder", default="offline", help="encoder folder or name (default offline)")
     p.add_argument("--langs", default="ar,bn,fi,ja,ko,ru,te")
-    p.add_argument("--xquad-langs", default="ar,ru,en")
+    p.add_argument("--xquad-langs", default="ar,ru")
     p.add_argument("--translations-per-lang", type=int, default=800)
     p.add_argument("--holdout-every", type=int, default=6, help="hold out every N-th XQuAD paragraph (0: none)")
-    p.add_argument("--demo-repeat", type=int, default=3, help="demo training pairs per epoch (weight)")
+    p.add_argument("--demo-repeat", type=int, default=8, help="demo training pairs per epoch (weight)")
     p.add_argument("--encoder-layers", type=int, default=6)
-    p.add_argument("--decoder-layers", type=int, default=4)
+    p.add_argument("--decoder-layers", type=int, default=3)
     p.add_argument("--max-source-len", type=int, default=256)
     p.add_argument("--max-target-len", type=int, default=32)
-    p.add_argument("--batch-tokens", type=int, default=1500)
-    p.add_argument("--lr", type=float, default=7e-4)
-    p.add_argument("--warmup-steps", type=int, default=100)
+    p.add_argument("--batch-tokens", type=int, default=1000)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--warmup-steps", type=int, default=30)
+    p.add_argument("--min-token-count", type=int, default=3, help="output vocabulary: target tokens seen this often (+ all demo target tokens)")
     p.add_argument("--label-smoothing", type=float, default=0.05)
-    p.add_argument("--minutes", type=float, default=45.0, help="training time budget (the schedule follows it)")
+    p.add_argument("--minutes", type=float, default=37.0, help="training time budget (the schedule follows it)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after N steps (schedule follows steps)")
     p.add_argument("--checkpoint-minutes", type=float, default=4.0)
     p.add_argument("--threads", type=int, default=None)
