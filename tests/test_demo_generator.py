@@ -158,8 +158,11 @@ def test_restricted_output_layer_generates_the_same(tiny_assets: Path, tmp_path:
 
     folder = prepare_demo_generator(cache_dir=tmp_path / "cache", assets_dir=tiny_assets, encoder_dir=tiny_encoder_dir)
     passages = [Passage("d1", "Cairo", "Cairo is the capital of Egypt."), Passage("d2", "", "Tokyo is big.")]
-    gen = QueryGenerator.load(str(folder), max_new_tokens=6)
-    before = gen.generate(passages, ["ja", "ru"], n=3, seed=2)
-    kept = restrict_output_layer(gen.model)
+    gen = QueryGenerator.load(str(folder), max_new_tokens=6)  # load() restricts the head
+    head = gen.model.decoder.cls.predictions
+    assert hasattr(head.decoder, "allowed"), "QueryGenerator.load restricts a mostly-blocked head"
+    restricted = gen.generate(passages, ["ja", "ru"], n=3, seed=2)
+    kept = restrict_output_layer(gen.model)  # idempotent
     assert 0 < kept < gen.model.config.decoder.vocab_size
-    assert gen.generate(passages, ["ja", "ru"], n=3, seed=2) == before
+    head.decoder = head.decoder.original[0]  # back to the full output layer
+    assert gen.generate(passages, ["ja", "ru"], n=3, seed=2) == restricted

@@ -16,6 +16,9 @@ from typing import Any
 from .errors import XQGError
 from .paths import cache_dir, demo_dir
 
+DEMO_ALPHA = 0.1
+DEMO_FUSION = "mean"
+
 DEMO_NOTE = (
     "Demo: 150 English passages, queries from the small bundled demo generator "
     "(not the paper's mT5; see assets/demo-generator/MODEL_CARD.md)."
@@ -65,6 +68,9 @@ def ensure_demo_index(rebuild: bool = False, regenerate: bool = False, quiet: bo
         import_generated=files["generated"] if use_import else None,
         queries_per_lang=5,
         seed=0,
+        # Chosen on the training queries only (assets/demo-generator/MODEL_CARD.md).
+        alpha=DEMO_ALPHA,
+        fusion=DEMO_FUSION,
     )
     if not quiet:
         print("[xqg demo] building the demo index (first run only) ...", file=sys.stderr)

@@ -283,6 +283,7 @@ class _RestrictedOutput:
                 self.out_features = linear.out_features
                 self.in_features = linear.in_features
                 self.register_buffer("allowed", allowed.clone())
+                self.original = [linear]  # a list: not registered as a submodule
                 self.register_buffer("weight_allowed", linear.weight.detach()[allowed].clone())
                 self.register_buffer("bias_allowed", linear.bias.detach()[allowed].clone())
 
@@ -304,6 +305,8 @@ def restrict_output_layer(model: Any) -> int:
     head = getattr(getattr(decoder, "cls", None), "predictions", None)
     if head is None or not hasattr(head, "bias"):
         return 0
+    if hasattr(head.decoder, "allowed"):  # already restricted
+        return int(len(head.decoder.allowed))
     allowed = (head.bias.detach() > BLOCKED_BIAS / 2).nonzero().flatten()
     if len(allowed) == 0 or len(allowed) > 0.5 * head.bias.numel():
         return 0

@@ -226,7 +226,7 @@ def load_encoder(folder: Path, layers: int) -> torch.nn.Module:
     from xqg_tui.models.encoder import quiet_transformers
 
     with quiet_transformers():
-        model = BertModel.from_pretrained(str(folder), num_hidden_layers=layers, add_pooling_layer=False,
+        model = BertModel.from_pretrained(str(folder), num_hidden_layers=layers, add_pooling_layer=False, use_safetensors=True,
                                           dtype=torch.float32)
     model.eval()
     for p in model.parameters():
