@@ -282,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--queries-per-lang", type=int, default=5, help="generated queries per passage and language (default 5)")
     b.add_argument("--seed", type=int, default=0, help="sampling seed: same seed, same queries")
     b.add_argument("--dtype", choices=["float32", "float16"], default="float32", help="storage type of the vectors")
-    b.add_argument("--alpha", type=float, default=None, help="default alpha stored for search (default: 0.01 for sum/mBERT, 0.2 for mean/E5)")
+    b.add_argument("--alpha", type=float, default=None, help="default alpha stored for search (default: 0.01 for sum/mBERT, 0.1 for mean/E5)")
     b.add_argument("--fusion", choices=["sum", "mean"], default=None, help="default fusion stored for search")
     b.add_argument("--batch-size", type=int, default=32)
     b.add_argument("--gen-batch-size", type=int, default=16)

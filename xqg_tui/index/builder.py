@@ -120,7 +120,7 @@ class BuildConfig:
 def default_fusion(encoder_normalizes: bool) -> tuple[str, float]:
     """The paper's (sum, 0.01) suits its un-normalised mBERT; unit-length encoders
     (E5) need a far larger alpha and mean fusion (measured on XQuAD and the demo)."""
-    return ("mean", 0.2) if encoder_normalizes else ("sum", 0.01)
+    return ("mean", 0.1) if encoder_normalizes else ("sum", 0.01)
 
 
 def _key(obj: Any) -> str:
