@@ -27,6 +27,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 SECTIONS = ("encode", "generate", "search", "scaling", "memory", "demo")
+MODULES = {"demo": "demo_build"}  # section name -> module under benchmarks/ (default: the same name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,8 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     for section in chosen:
         s0 = time.perf_counter()
         log(f"--- {section}")
-        mod = __import__(f"benchmarks.{ {'demo': 'demo_build'}.get(section, section) }", fromlist=["run"])
         try:
+            import importlib
+
+            mod = importlib.import_module(f"benchmarks.{MODULES.get(section, section)}")
             got = mod.run(quick=args.quick, workdir=workdir)
         except Exception as exc:  # report and go on; the exit status says it failed
             import traceback
