@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", metavar="SECTIONS", help=f"comma-separated subset of {','.join(SECTIONS)}")
     p.add_argument("--docs", metavar="FILE", default=None,
                    help="where the full run writes its report (default docs/performance.md; 'none' = nowhere)")
+    p.add_argument("--doc-from-json", metavar="FILE", default=None,
+                   help="measure nothing: rewrite the report (--docs, default docs/performance.md) from a saved --json file")
     p.add_argument("--workdir", metavar="DIR", default=None, help="scratch folder for synthetic indexes (default: system temp)")
     args = p.parse_args(argv)
 
@@ -46,6 +48,19 @@ def main(argv: list[str] | None = None) -> int:
     from . import common, report
     from .common import Result, log
 
+    if args.doc_from_json:
+        from .performance_doc import write_performance_doc
+
+        machine, meta, results = report.results_from_json(Path(args.doc_from_json))
+        docs = args.docs or str(Path(__file__).resolve().parent.parent / "docs" / "performance.md")
+        write_performance_doc(Path(docs), machine, results, meta)
+        log(f"wrote {docs} from {args.doc_from_json}")
+        return 0
+
+    import signal
+
+    # A killed run still removes its scratch indexes (the sections clean up in `finally`).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     common.set_threads(args.threads)
     chosen = SECTIONS if not args.only else tuple(s.strip() for s in args.only.split(",") if s.strip())
     unknown = [s for s in chosen if s not in SECTIONS]

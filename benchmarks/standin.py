@@ -118,8 +118,23 @@ def build_standin_generator(seed: int = 0, max_new_tokens: int = 64, batch_size:
     model.generation_config = GenerationConfig(decoder_start_token_id=bos, eos_token_id=eos, pad_token_id=pad,
                                                bos_token_id=bos)
     model.eval()
-    gen = QueryGenerator(model, tokenizer, model_id="standin-demo-architecture", source="benchmarks.standin",
+    # Ours gets what QueryGenerator.load does to a checkpoint (output layer restricted to
+    # the ids its bias allows, when the engine has that speed-up); the plain loop keeps
+    # the model as built.
+    ours_model = model
+    try:
+        import copy
+
+        from xqg_tui.models.demo_generator import restrict_output_layer
+
+        ours_model = copy.deepcopy(model)
+        if not restrict_output_layer(ours_model):
+            ours_model = model
+    except ImportError:
+        pass
+    gen = QueryGenerator(ours_model, tokenizer, model_id="standin-demo-architecture", source="benchmarks.standin",
                          top_k=top_k, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    gen.plain_model = model
     desc = (f"stand-in with the demo generator's architecture (6-layer offline E5 encoder + random 4-layer BERT "
             f"decoder d=384, 250k-way tied output, {len(allowed)} ids allowed)")
     log(f"generate: built {desc}")
@@ -128,8 +143,13 @@ def build_standin_generator(seed: int = 0, max_new_tokens: int = 64, batch_size:
 
 def load_generator(max_new_tokens: int = 64, batch_size: int = 16, top_k: int = 10):
     """The real demo generator when it can be loaded, else the stand-in: (generator, description, is_real)."""
+    import os
+
     from xqg_tui.errors import XQGError
 
+    if os.environ.get("XQG_BENCH_GENERATOR", "").strip().lower() == "standin":
+        gen, desc = build_standin_generator(max_new_tokens=max_new_tokens, batch_size=batch_size, top_k=top_k)
+        return gen, desc, False
     try:
         from xqg_tui.models.generator import QueryGenerator
 
