@@ -122,7 +122,7 @@ def test_export_and_assemble_loadable(trained: dict, tmp_path: Path, tiny_encode
 
     assets = trained["assets"]
     names = sorted(p.name for p in assets.iterdir())
-    assert names == ["config.json", "decoder.safetensors", "manifest.json"]
+    assert names == ["config.json", "decoder.safetensors", "language_tokens.json", "manifest.json"]
     folder = prepare_demo_generator(cache_dir=tmp_path / "cache", assets_dir=assets, encoder_dir=tiny_encoder_dir)
     assert folder == tmp_path / "cache" / "models" / "demo-generator"
     model = AutoModelForSeq2SeqLM.from_pretrained(str(folder))

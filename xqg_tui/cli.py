@@ -95,7 +95,21 @@ def cmd_build(args) -> int:
         max_query_length=args.max_query_length,
         max_passage_length=args.max_passage_length,
         device=args.device,
+        shard=args.shard,
+        store=args.store,
+        engine=args.engine,
+        ray_address=args.address,
+        ray_num_cpus=args.num_cpus,
+        ray_num_gpus=args.num_gpus,
+        ray_actors=args.actors,
+        ray_verbose=args.ray_verbose,
     )
+    if cfg.engine == "ray":
+        from .index.ray_engine import import_ray
+
+        import_ray()  # fail in one line before any work when Ray is missing
+    elif args.address or args.num_gpus or args.num_cpus or args.actors:
+        raise XQGError("--address, --num-gpus, --num-cpus and --actors need --engine ray")
     res = build_index(cfg, progress=TerminalProgress(quiet=args.quiet))
     info = {
         "index": str(res.path),
@@ -118,9 +132,10 @@ def cmd_build(args) -> int:
 def cmd_search(args) -> int:
     from .search import Searcher
 
-    s = Searcher.open(args.index)
+    s = Searcher.open(args.index, block_rows=args.block_rows)
     spec = _spec_from_args(s, args)
-    resp = s.search(args.query, lang=args.lang, k=args.k, alpha=spec.alpha, fusion=spec.fusion, langs=spec.langs, n=spec.n, augment=not args.no_augment)
+    ann = {"ann": args.ann, "ef": args.ef, "nprobe": args.nprobe} if args.ann else {}
+    resp = s.search(args.query, lang=args.lang, k=args.k, alpha=spec.alpha, fusion=spec.fusion, langs=spec.langs, n=spec.n, augment=not args.no_augment, **ann)
     if args.json:
         print(json.dumps(resp.to_dict(), ensure_ascii=False))
         return 0
@@ -177,9 +192,9 @@ def cmd_eval(args) -> int:
     qrels = read_qrels(Path(args.qrels)) if args.qrels else None
     passage_text = None
     if args.index:
-        from .index.store import open_index
+        from .index.sharded import open_any
 
-        idx = open_index(args.index)
+        idx = open_any(args.index)
         passage_text = {p.docid: p.text for p in idx.passages}
     elif args.corpus:
         from .io.corpus import iter_corpus
@@ -228,12 +243,13 @@ def cmd_models(args) -> int:
 
 # ---- index info / verify ------------------------------------------------------------
 def cmd_index(args) -> int:
-    from .index.store import open_index
+    from .index.sharded import open_any
 
-    idx = open_index(args.index, verify=True if args.index_cmd == "verify" else None)
+    idx = open_any(args.index, verify=True if args.index_cmd == "verify" else None)
     m = idx.manifest
     if args.index_cmd == "verify":
-        print(f"{args.index}: OK ({m['counts']['passages']} passages, all {len(m['files'])} files match their checksums)")
+        nfiles = sum(len(x.manifest["files"]) for x in getattr(idx, "shards", [idx]))
+        print(f"{args.index}: OK ({m['counts']['passages']} passages, all {nfiles} files match their checksums)")
         return 0
     print(json.dumps({k: m[k] for k in ("format_version", "created", "encoder", "generator", "generation", "search_defaults", "counts", "dtype")}, ensure_ascii=False, indent=2))
     return 0
@@ -293,6 +309,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--max-query-length", type=int, default=32)
     b.add_argument("--max-passage-length", type=int, default=128)
     b.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    b.add_argument("--shard", default=None, metavar="I/N", help="build shard I of N (0-based; split by docid) as a complete index; `xqg merge` joins them")
+    b.add_argument("--store", choices=["full", "sums"], default="full",
+                   help="full: every query vector (default); sums: per-language sums only (~n times smaller; no per-query scores, no -n below the stored count)")
+    b.add_argument("--engine", choices=["local", "ray"], default="local", help="local (this process) or ray (Ray Data actors; pip install 'xqg-tui[ray]')")
+    b.add_argument("--address", default=None, help="with --engine ray: a Ray cluster address (default: start a local Ray)")
+    b.add_argument("--num-gpus", type=int, default=0, help="with --engine ray: GPUs to use, one model actor each (default 0: CPU actors)")
+    b.add_argument("--num-cpus", type=int, default=None, help="with --engine ray: CPUs of the local Ray (default: all)")
+    b.add_argument("--actors", type=int, default=None, help="with --engine ray: actors per model (default: the GPUs, else the CPUs)")
+    b.add_argument("--ray-verbose", action="store_true", help="with --engine ray: show Ray's own logs and progress bars")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.add_argument("--json", action="store_true", help="print a JSON summary")
     b.set_defaults(func=cmd_build)
@@ -303,6 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--k", type=int, default=10)
     _add_fusion_args(s)
     s.add_argument("--show-matched", type=int, default=2, help="generated queries shown per hit")
+    s.add_argument("--ann", choices=["hnsw", "ivfpq"], default=None, help="approximate search with the ANN index built by `xqg ann build` (same fusion settings)")
+    s.add_argument("--ef", type=int, default=None, help="with --ann hnsw: efSearch (default: as built)")
+    s.add_argument("--nprobe", type=int, default=None, help="with --ann ivfpq: lists visited (default: as built)")
+    s.add_argument("--block-rows", type=int, default=None, help="exact search in row blocks of this many passages (bounded memory; default: automatic, see XQG_SEARCH_MEMORY)")
     s.add_argument("--json", action="store_true")
     s.add_argument("query", help="the query text")
     s.set_defaults(func=cmd_search)
@@ -360,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(func=cmd_demo)
 
-    for module in ("xqg_tui.experiments.cli", "xqg_tui.training.cli"):
+    for module in ("xqg_tui.experiments.cli", "xqg_tui.training.cli", "xqg_tui.scale_cli"):
         try:
             mod = __import__(module, fromlist=["add_parser"])
         except ImportError:

@@ -36,7 +36,9 @@ from ..io.atomic import atomic_write_json, atomic_write_text, load_npy, save_npy
 from ..languages import PAPER_LANGUAGES, is_known, language_name, normalize_code
 from ..types import Passage
 from . import format as fmt
+from ..io.generated import GeneratedScan, scan_generated
 from .fusion import FusionSpec, augmented_matrix, language_aggregate, unequal_counts
+from .shards import DocidSet, docid_hash, parse_shard
 
 STAGES = ("encode", "generate", "encode-queries", "fuse", "write")
 
@@ -94,6 +96,14 @@ class BuildConfig:
     max_query_length: int = 32
     max_passage_length: int = 128
     device: str = "auto"
+    shard: tuple[int, int] | str | None = None  # (I, N) or "I/N": build shard I of N (split by docid)
+    store: str = "full"  # full: every query vector; sums: per-language sums + counts only
+    engine: str = "local"  # local | ray
+    ray_address: str | None = None  # None: start a local Ray
+    ray_num_cpus: int | None = None  # CPUs of the local Ray (None: all)
+    ray_num_gpus: int = 0  # GPUs to use: one model actor per GPU
+    ray_actors: int | None = None  # actors per stage (default: GPUs, else the CPUs)
+    ray_verbose: bool = False  # Ray's own logs and progress bars
 
     def __post_init__(self) -> None:
         self.corpus = Path(self.corpus)
@@ -110,6 +120,16 @@ class BuildConfig:
             raise XQGError("chunk size must be >= 1")
         if self.fusion is not None and self.fusion not in fmt.FUSIONS:
             raise XQGError(f"--fusion must be one of {', '.join(fmt.FUSIONS)}, not {self.fusion!r}")
+        if isinstance(self.shard, str):
+            self.shard = parse_shard(self.shard)
+        elif self.shard is not None:
+            self.shard = parse_shard(f"{self.shard[0]}/{self.shard[1]}")
+        if self.store not in fmt.STORES:
+            raise XQGError(f"--store must be one of {', '.join(fmt.STORES)}, not {self.store!r}")
+        if self.engine not in ("local", "ray"):
+            raise XQGError(f"--engine must be local or ray, not {self.engine!r}")
+        if self.ray_num_gpus < 0 or (self.ray_num_cpus is not None and self.ray_num_cpus < 1) or (self.ray_actors is not None and self.ray_actors < 1):
+            raise XQGError("--num-gpus must be >= 0, --num-cpus and --actors >= 1")
         if self.langs is not None:
             self.langs = [normalize_code(l) for l in self.langs]
             for lang in self.langs:
@@ -198,6 +218,145 @@ def _read_existing_manifest(out: Path) -> dict[str, Any] | None:
         return None  # a damaged or foreign manifest: build afresh, never reuse from it
 
 
+# ---- per-chunk work: the one definition the local loop and Ray workers share --------
+# Each function computes exactly one work file from exactly one chunk, so a chunk
+# gets the same batches (sorted by length inside the model call) wherever it runs.
+
+
+def load_encoder(config: BuildConfig, device: str | None = None, threads: int | None = None) -> Any:
+    from ..models.encoder import Encoder
+
+    return Encoder.load(
+        config.encoder,
+        device=device or config.device,
+        max_query_length=config.max_query_length,
+        max_passage_length=config.max_passage_length,
+        batch_size=config.batch_size,
+        threads=threads,
+    )
+
+
+def load_generator(config: BuildConfig, device: str | None = None, threads: int | None = None) -> Any:
+    from ..models.generator import QueryGenerator
+
+    return QueryGenerator.load(
+        config.generator,
+        device=device or config.device,
+        top_k=config.top_k,
+        top_p=config.top_p,
+        temperature=config.temperature,
+        max_new_tokens=config.max_new_tokens,
+        batch_size=config.gen_batch_size,
+        threads=threads,
+    )
+
+
+def encode_passage_chunk(encoder: Any, passages: list[Passage], dtype: str) -> np.ndarray:
+    """(n, D) passage vectors of one chunk, in the index dtype."""
+    return np.ascontiguousarray(encoder.encode_passages(list(passages)), dtype=dtype)
+
+
+def generate_chunk(generator: Any, passages: list[Passage], lang: str, n: int, seed: int) -> list[list[str]]:
+    """Generated queries of one chunk in one language (seeded per passage and language)."""
+    outs = generator.generate(list(passages), [lang], n, seed, chunk_key="")
+    return [[q.strip() for q in o.get(lang, []) if q and q.strip()] for o in outs]
+
+
+def encode_query_chunk(encoder: Any, rows: list[list[str]], dtype: str) -> np.ndarray:
+    """(n, NMAX_chunk, D) query vectors of one chunk in one language, zero rows past each count."""
+    flat = [q for r in rows for q in r]
+    dim = _dim(encoder)
+    vecs = encoder.encode_queries(flat) if flat else np.zeros((0, dim), dtype=np.float32)
+    nmax = max((len(r) for r in rows), default=0)
+    block = np.zeros((len(rows), nmax, vecs.shape[1] if vecs.size else dim), dtype=dtype)
+    pos = 0
+    for j, r in enumerate(rows):
+        block[j, : len(r)] = vecs[pos : pos + len(r)]
+        pos += len(r)
+    return block
+
+
+@dataclass
+class WorkPlan:
+    """The model work of one build: the chunk files under ``work/``, which are saved,
+    and where each chunk's input comes from. The local stages and the Ray engine
+    both work from it, so they write the same files under the same names."""
+
+    config: BuildConfig
+    work: Path
+    passages: list[Passage]
+    chunks: list[tuple[int, int]]
+    source: str  # model | import | none
+    enc_dir: Path | None  # None: passage vectors reused from the previous index
+    gen_dirs: dict[str, Path]  # languages to generate
+    qenc_dirs: dict[str, Path]  # languages whose queries to encode
+    scan: GeneratedScan | None
+    encoder_key: str
+    generator_key: str
+
+    def encode_path(self, i: int) -> Path:
+        assert self.enc_dir is not None
+        return self.enc_dir / f"{i:06d}.npy"
+
+    def generate_path(self, lang: str, i: int) -> Path:
+        return self.gen_dirs[lang] / f"{i:06d}.json"
+
+    def qenc_path(self, lang: str, i: int) -> Path:
+        return self.qenc_dirs[lang] / f"{i:06d}.npy"
+
+    def pending_encode(self) -> list[int]:
+        if self.enc_dir is None:
+            return []
+        return [i for i in range(len(self.chunks)) if not self.encode_path(i).exists()]
+
+    def pending_generate(self) -> list[tuple[int, str]]:
+        return [(i, lang) for i in range(len(self.chunks)) for lang in self.gen_dirs if not self.generate_path(lang, i).exists()]
+
+    def pending_qenc(self) -> list[tuple[int, str]]:
+        return [(i, lang) for i in range(len(self.chunks)) for lang in self.qenc_dirs if not self.qenc_path(lang, i).exists()]
+
+    def has_pending(self) -> bool:
+        return bool(self.pending_encode() or self.pending_generate() or self.pending_qenc())
+
+    def text_source(self, lang: str, i: int) -> dict[str, Any]:
+        """Where chunk ``i``'s queries in ``lang`` are read from (JSON-able, for a worker)."""
+        a, b = self.chunks[i]
+        if self.source == "import":
+            assert self.scan is not None
+            return {"kind": "import", "lang": lang, "rows": self.scan.chunk(a, b)}
+        return {"kind": "work", "path": str(self.generate_path(lang, i)), "rows": b - a}
+
+    def chunk_texts(self, lang: str, i: int) -> list[list[str]]:
+        return read_chunk_texts(self.text_source(lang, i))
+
+    # Fingerprints of the models that made the work files: a build resumed (or run by
+    # Ray workers) records the same encoder in its manifest as an uninterrupted one.
+    def _fp_path(self, kind: str) -> Path:
+        return self.work / f"{kind}-{self.encoder_key if kind == 'encoder' else self.generator_key}.json"
+
+    def save_fingerprint(self, kind: str, model_or_fp: Any) -> None:
+        fp = model_or_fp.fingerprint() if hasattr(model_or_fp, "fingerprint") else model_or_fp
+        if isinstance(fp, dict):
+            self.work.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(self._fp_path(kind), fp)
+
+    def load_fingerprint(self, kind: str) -> dict[str, Any] | None:
+        try:
+            data = json.loads(self._fp_path(kind).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+
+def read_chunk_texts(src: dict[str, Any]) -> list[list[str]]:
+    """One chunk's queries in one language, from :meth:`WorkPlan.text_source`."""
+    if src["kind"] == "import":
+        scan = GeneratedScan.from_chunk(src["rows"])
+        lang = src["lang"]
+        return [list(row.get(lang, [])) for row in scan.read_rows(range(len(scan.docids)))]
+    return _work_json(Path(src["path"]), int(src["rows"]))
+
+
 def build_index(
     config: BuildConfig,
     progress: ProgressCallback | None = None,
@@ -237,26 +396,24 @@ def _build_locked(config: BuildConfig, rep: _Reporter, encoder: Any, generator: 
     out = config.out
     if not config.corpus.exists():
         raise InputError(config.corpus, None, "no such file")
-    passages = read_corpus(config.corpus)
-    if not passages:
-        raise InputError(config.corpus, None, "the corpus has no passages")
+    passages, corpus_total, all_docids = _read_passages(config, read_corpus)
     corpus_sha = _sha256(config.corpus)
     docids = [p.docid for p in passages]
+    row_of = {d: i for i, d in enumerate(docids)}
+    work = out / fmt.WORK_DIR
 
-    imported: dict[str, dict[str, list[str]]] | None = None
+    scan: GeneratedScan | None = None
     import_sha = None
     if config.import_generated is not None:
-        from ..io.generated import read_generated
-
         if not config.import_generated.exists():
             raise InputError(config.import_generated, None, "no such file")
-        imported = read_generated(config.import_generated, known_docids=set(docids))
-        import_sha = _sha256(config.import_generated)
+        # Streamed in two passes (see io/generated.py): memory never grows with the file.
+        scan = scan_generated(config.import_generated, row_of, all_docids, spool=work / "import-spool.jsonl")
+        import_sha = scan.sha256
 
     # Which languages get generated queries.
-    if imported is not None:
-        file_langs = sorted({l for row in imported.values() for l in row})
-        langs = list(config.langs) if config.langs is not None else file_langs
+    if scan is not None:
+        langs = list(config.langs) if config.langs is not None else scan.langs
         source = "import"
     elif config.generator is not None and config.queries_per_lang > 0:
         langs = list(config.langs) if config.langs is not None else list(PAPER_LANGUAGES)
@@ -273,7 +430,10 @@ def _build_locked(config: BuildConfig, rep: _Reporter, encoder: Any, generator: 
         "max_query_length": config.max_query_length,
         "dtype": config.dtype,
     }
-    passage_key = _key({"corpus": corpus_sha, "chunk": config.chunk_size, **enc_settings, "stage": "encode"})
+    # A shard has other passages in its chunks: its work never mixes with the whole
+    # corpus's (unsharded keys are unchanged, so existing indexes are still reused).
+    shard_tag = {"shard": list(config.shard)} if config.shard is not None else {}
+    passage_key = _key({"corpus": corpus_sha, "chunk": config.chunk_size, **shard_tag, **enc_settings, "stage": "encode"})
     gen_settings = {
         "generator": config.generator,
         "n": config.queries_per_lang,
@@ -285,8 +445,8 @@ def _build_locked(config: BuildConfig, rep: _Reporter, encoder: Any, generator: 
     }
     def gen_key(lang: str) -> str:
         if source == "import":
-            return _key({"corpus": corpus_sha, "chunk": config.chunk_size, "import": import_sha, "lang": lang})
-        return _key({"corpus": corpus_sha, "chunk": config.chunk_size, **gen_settings, "lang": lang})
+            return _key({"corpus": corpus_sha, "chunk": config.chunk_size, **shard_tag, "import": import_sha, "lang": lang})
+        return _key({"corpus": corpus_sha, "chunk": config.chunk_size, **shard_tag, **gen_settings, "lang": lang})
 
     old = _read_existing_manifest(out)
     if old is not None:
@@ -301,6 +461,7 @@ def _build_locked(config: BuildConfig, rep: _Reporter, encoder: Any, generator: 
             rep("encode", 0, 0, "files", f"the existing index is damaged, so nothing is reused from it: {msg}", level="warning")
             old = None
     old_keys = (old or {}).get("stage_keys", {})
+    old_store = (old or {}).get("store", "full")
     # Languages asked for now are the search default; languages an earlier build
     # already generated with the same settings are kept too (dropping them would
     # throw away model work that a later build might want back).
@@ -314,45 +475,46 @@ def _build_locked(config: BuildConfig, rep: _Reporter, encoder: Any, generator: 
     qenc_keys = {lang: _key({"gen": gen_keys[lang], **enc_settings, "stage": "qenc"}) for lang in langs}
     old_data = fmt.safe_join(out, old["data_dir"]) if old else None
     reuse_passages = bool(old) and old_keys.get("passages") == passage_key
-    reuse_langs = {lang for lang in langs if old and old_keys.get("qenc", {}).get(lang) == qenc_keys[lang]}
+    # Sums derive from full vectors without a model; full vectors never from sums.
+    store_ok = old_store == config.store or (old_store == "full" and config.store == "sums")
+    reuse_langs = {lang for lang in langs if old and store_ok and old_keys.get("qenc", {}).get(lang) == qenc_keys[lang]}
+    if langs and old is not None and not store_ok and any(old_keys.get("qenc", {}).get(l) == qenc_keys[l] for l in langs):
+        rep("encode", 0, 0, "files", "the existing index keeps only query sums (--store sums): its queries are encoded again", level="warning")
 
-    work = out / fmt.WORK_DIR
     result = BuildResult(out, len(passages), langs, 0)
     chunks = _chunks(len(passages), config.chunk_size)
+    todo_langs = [lang for lang in langs if lang not in reuse_langs]
+    plan = WorkPlan(
+        config=config,
+        work=work,
+        passages=passages,
+        chunks=chunks,
+        source=source,
+        enc_dir=None if reuse_passages else work / f"encode-{passage_key}",
+        gen_dirs={lang: work / f"generate-{gen_keys[lang]}" for lang in todo_langs} if source == "model" else {},
+        qenc_dirs={lang: work / f"encode-queries-{qenc_keys[lang]}" for lang in todo_langs},
+        scan=scan,
+        encoder_key=_key(enc_settings),
+        generator_key=_key(gen_settings),
+    )
 
     # Model-free path: everything the new manifest needs already exists.
-    need_models = not reuse_passages or any(lang not in reuse_langs for lang in langs)
+    need_models = not reuse_passages or bool(todo_langs)
     enc_state: dict[str, Any] = {"obj": encoder}
     gen_state: dict[str, Any] = {"obj": generator}
 
     def get_encoder():
         if enc_state["obj"] is None:
-            from ..models.encoder import Encoder
-
             rep("encode", 0, 0, "passages", f"loading encoder {config.encoder}")
-            enc_state["obj"] = Encoder.load(
-                config.encoder,
-                device=config.device,
-                max_query_length=config.max_query_length,
-                max_passage_length=config.max_passage_length,
-                batch_size=config.batch_size,
-            )
+            enc_state["obj"] = load_encoder(config)
+            plan.save_fingerprint("encoder", enc_state["obj"])
         return enc_state["obj"]
 
     def get_generator():
         if gen_state["obj"] is None:
-            from ..models.generator import QueryGenerator
-
             rep("generate", 0, 0, "queries", f"loading generator {config.generator}")
-            gen_state["obj"] = QueryGenerator.load(
-                config.generator,
-                device=config.device,
-                top_k=config.top_k,
-                top_p=config.top_p,
-                temperature=config.temperature,
-                max_new_tokens=config.max_new_tokens,
-                batch_size=config.gen_batch_size,
-            )
+            gen_state["obj"] = load_generator(config)
+            plan.save_fingerprint("generator", gen_state["obj"])
         return gen_state["obj"]
 
     progress_path = work / fmt.PROGRESS
@@ -371,23 +533,27 @@ def _build_locked(config: BuildConfig, rep: _Reporter, encoder: Any, generator: 
             },
         )
 
+    ray_calls = {"encoder": 0, "generator": 0}
     if need_models:
         work.mkdir(parents=True, exist_ok=True)
         atomic_write_json(work / "config.json", {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()})
+        if config.engine == "ray" and plan.has_pending():
+            from .ray_engine import run_plan
+
+            # Ray computes the missing chunk files; the stages below then find them all
+            # saved and load no model (and a killed Ray build resumes like a local one).
+            ray_calls = run_plan(plan, rep)
 
     # ---- stage 1: passage vectors -------------------------------------------------
-    enc_dir = work / f"encode-{passage_key}"
-    if not reuse_passages:
+    if plan.enc_dir is not None:
         rep.start("encode")
-        done = sum(1 for i, _ in enumerate(chunks) if (enc_dir / f"{i:06d}.npy").exists())
-        rep("encode", sum(b - a for i, (a, b) in enumerate(chunks) if (enc_dir / f"{i:06d}.npy").exists()), len(passages), "passages")
-        for i, (a, b) in enumerate(chunks):
-            path = enc_dir / f"{i:06d}.npy"
-            if path.exists():
-                continue
+        pending = plan.pending_encode()
+        done = len(chunks) - len(pending)
+        rep("encode", sum(b - a for i, (a, b) in enumerate(chunks) if i not in set(pending)), len(passages), "passages")
+        for i in pending:
+            a, b = chunks[i]
             rep.check_cancel()
-            vecs = get_encoder().encode_passages(passages[a:b])
-            save_npy_atomic(path, np.ascontiguousarray(vecs, dtype=config.dtype))
+            save_npy_atomic(plan.encode_path(i), encode_passage_chunk(get_encoder(), passages[a:b], config.dtype))
             done += 1
             write_progress("encode", {"encode_chunks_done": done})
             rep("encode", b, len(passages), "passages")
@@ -396,75 +562,57 @@ def _build_locked(config: BuildConfig, rep: _Reporter, encoder: Any, generator: 
         result.reused.append("passage vectors")
 
     # ---- stage 2: generated query texts ------------------------------------------
-    texts: dict[str, list[list[str]]] = {}
     old_index = None
     if reuse_langs:
         from .store import open_index
 
         old_index = open_index(out, verify=False)
-        for lang in reuse_langs:
-            texts[lang] = [old_index.generated(r).get(lang, []) for r in range(len(passages))]
-            result.reused.append(f"{lang} queries")
-    todo_langs = [lang for lang in langs if lang not in reuse_langs]
-    if todo_langs and source == "import":
-        assert imported is not None
-        for lang in todo_langs:
-            texts[lang] = [[q for q in imported.get(d, {}).get(lang, []) if q.strip()] for d in docids]
-    elif todo_langs and source == "model":
+        for lang in langs:
+            if lang in reuse_langs:
+                result.reused.append(f"{lang} queries")
+    if plan.gen_dirs:
         rep.start("generate")
-        total = len(passages) * len(todo_langs) * config.queries_per_lang
-        gen_dirs = {lang: work / f"generate-{gen_keys[lang]}" for lang in todo_langs}
-        done_q = sum(
-            (b - a) * config.queries_per_lang
-            for lang in todo_langs
-            for i, (a, b) in enumerate(chunks)
-            if (gen_dirs[lang] / f"{i:06d}.json").exists()
-        )
+        total = len(passages) * len(plan.gen_dirs) * config.queries_per_lang
+        pending_gen = plan.pending_generate()
+        done_q = total - sum((chunks[i][1] - chunks[i][0]) * config.queries_per_lang for i, _ in pending_gen)
         rep("generate", done_q, total, "queries")
-        for i, (a, b) in enumerate(chunks):
-            missing = [lang for lang in todo_langs if not (gen_dirs[lang] / f"{i:06d}.json").exists()]
-            for lang in missing:
-                # One language per call: the generator seeds per (seed, chunk, lang),
-                # so resumed and uninterrupted builds agree whatever was missing.
-                rep.check_cancel()
-                outs = get_generator().generate(passages[a:b], [lang], config.queries_per_lang, config.seed, chunk_key="")
-                rows = [[q.strip() for q in o.get(lang, []) if q and q.strip()] for o in outs]
-                atomic_write_json(gen_dirs[lang] / f"{i:06d}.json", rows)
-                done_q += (b - a) * config.queries_per_lang
-                write_progress("generate", {"generate_chunk": i, "lang": lang})
-                rep("generate", done_q, total, "queries")
-        for lang in todo_langs:
-            rows_all: list[list[str]] = []
-            for i, _ in enumerate(chunks):
-                rows_all.extend(_work_json(gen_dirs[lang] / f"{i:06d}.json", chunks[i][1] - chunks[i][0]))
-            texts[lang] = rows_all
+        for i, lang in pending_gen:
+            a, b = chunks[i]
+            # One language per call: the generator seeds per (seed, chunk, lang),
+            # so resumed and uninterrupted builds agree whatever was missing.
+            rep.check_cancel()
+            rows = generate_chunk(get_generator(), passages[a:b], lang, config.queries_per_lang, config.seed)
+            atomic_write_json(plan.generate_path(lang, i), rows)
+            done_q += (b - a) * config.queries_per_lang
+            write_progress("generate", {"generate_chunk": i, "lang": lang})
+            rep("generate", done_q, total, "queries")
         rep.finish("generate")
+
+    # Per-passage query counts of every language (small: N x L integers).
+    counts = np.zeros((len(passages), len(langs)), dtype=np.int32)
+    for j, lang in enumerate(langs):
+        if lang in reuse_langs:
+            assert old_index is not None
+            counts[:, j] = old_index.query_counts[lang]
+        elif scan is not None:
+            counts[:, j] = scan.counts.get(lang, 0)
+        else:
+            for i, (a, b) in enumerate(chunks):
+                counts[a:b, j] = [len(r) for r in plan.chunk_texts(lang, i)]
 
     # ---- stage 3: query vectors ---------------------------------------------------
     if todo_langs:
         rep.start("encode-queries")
-        total = sum(len(q) for lang in todo_langs for q in texts[lang])
+        total = int(sum(counts[:, langs.index(lang)].sum() for lang in todo_langs))
         done_q = 0
-        for lang in todo_langs:
-            qdir = work / f"encode-queries-{qenc_keys[lang]}"
-            for i, (a, b) in enumerate(chunks):
-                path = qdir / f"{i:06d}.npy"
-                rows = texts[lang][a:b]
-                nq = sum(len(r) for r in rows)
+        for i, (a, b) in enumerate(chunks):
+            for lang in todo_langs:
+                path = plan.qenc_path(lang, i)
                 if not path.exists():
                     rep.check_cancel()
-                    flat = [q for r in rows for q in r]
-                    enc = get_encoder()
-                    vecs = enc.encode_queries(flat) if flat else np.zeros((0, _dim(enc)), dtype=np.float32)
-                    nmax = max((len(r) for r in rows), default=0)
-                    block = np.zeros((b - a, nmax, vecs.shape[1] if vecs.size else _dim(enc)), dtype=config.dtype)
-                    pos = 0
-                    for j, r in enumerate(rows):
-                        block[j, : len(r)] = vecs[pos : pos + len(r)]
-                        pos += len(r)
-                    save_npy_atomic(path, block)
+                    save_npy_atomic(path, encode_query_chunk(get_encoder(), plan.chunk_texts(lang, i), config.dtype))
                     write_progress("encode-queries", {"lang": lang, "chunk": i})
-                done_q += nq
+                done_q += int(counts[a:b, langs.index(lang)].sum())
                 rep("encode-queries", done_q, total, "queries")
         rep.finish("encode-queries")
 
@@ -475,55 +623,61 @@ def _build_locked(config: BuildConfig, rep: _Reporter, encoder: Any, generator: 
     data_name = fmt.data_dir_name(generation)
     tmp = out / f".{data_name}.tmp"
     _remove(tmp)
-    (tmp / fmt.QUERY_VECTORS_DIR).mkdir(parents=True)
+    qdir_name = fmt.QUERY_SUMS_DIR if config.store == "sums" else fmt.QUERY_VECTORS_DIR
+    (tmp / qdir_name).mkdir(parents=True)
 
+    # Big matrices are written chunk by chunk into memory-mapped files of the temporary
+    # folder (renamed into place only when complete), never held whole in memory.
     if reuse_passages:
         assert old_data is not None
         _link_or_copy(old_data / fmt.PASSAGE_VECTORS, tmp / fmt.PASSAGE_VECTORS)
-        P = load_npy(tmp / fmt.PASSAGE_VECTORS, mmap=True)
     else:
-        parts = [_work_npy(enc_dir / f"{i:06d}.npy", b - a, 2) for i, (a, b) in enumerate(chunks)]
-        P = np.concatenate(parts, axis=0).astype(config.dtype, copy=False)
-        save_npy_atomic(tmp / fmt.PASSAGE_VECTORS, P)
+        assert plan.enc_dir is not None
+        first = _work_npy(plan.encode_path(0), chunks[0][1] - chunks[0][0], 2)
+        P_out = _open_out(tmp / fmt.PASSAGE_VECTORS, (len(passages), first.shape[1]), config.dtype)
+        for i, (a, b) in enumerate(chunks):
+            P_out[a:b] = _work_npy(plan.encode_path(i), b - a, 2, first.shape[1])
+        _close_out(P_out)
+    P = load_npy(tmp / fmt.PASSAGE_VECTORS, mmap=True)
     dim = int(P.shape[1])
-    atomic_write_text(
+    _write_lines(
         tmp / fmt.PASSAGES,
-        "".join(json.dumps({"docid": p.docid, "title": p.title, "text": p.text}, ensure_ascii=False) + "\n" for p in passages),
+        (json.dumps({"docid": p.docid, "title": p.title, "text": p.text}, ensure_ascii=False) + "\n" for p in passages),
     )
 
-    counts = np.zeros((len(passages), len(langs)), dtype=np.int32)
-    qvecs: dict[str, np.ndarray] = {}
+    qstore: dict[str, np.ndarray] = {}  # full: (N, NMAX, D) vectors; sums: (N, D) sums
     for j, lang in enumerate(langs):
-        counts[:, j] = [len(r) for r in texts[lang]]
-        dst = tmp / fmt.QUERY_VECTORS_DIR / f"{lang}.npy"
+        dst = tmp / qdir_name / f"{lang}.npy"
         if lang in reuse_langs:
-            assert old_data is not None
-            _link_or_copy(old_data / fmt.QUERY_VECTORS_DIR / f"{lang}.npy", dst)
+            assert old_data is not None and old_index is not None
+            if old_store == config.store:
+                _link_or_copy(old_data / qdir_name / f"{lang}.npy", dst)
+            else:  # full -> sums: derived from the stored vectors, no model
+                sums = language_aggregate(old_index.query_vectors[lang], counts[:, j], None, "sum")
+                save_npy_atomic(dst, sums.astype(config.dtype))
         else:
-            qdir = work / f"encode-queries-{qenc_keys[lang]}"
-            parts = [_work_npy(qdir / f"{i:06d}.npy", b - a, 3, dim) for i, (a, b) in enumerate(chunks)]
-            nmax = max((p.shape[1] for p in parts), default=0)
-            full = np.zeros((len(passages), nmax, dim), dtype=config.dtype)
-            for (a, b), part in zip(chunks, parts):
-                if part.shape[1]:
+            shapes = [_work_npy(plan.qenc_path(lang, i), b - a, 3, dim).shape for i, (a, b) in enumerate(chunks)]
+            nmax = max((s[1] for s in shapes), default=0)
+            shape = (len(passages), dim) if config.store == "sums" else (len(passages), nmax, dim)
+            full = _open_out(dst, shape, config.dtype)
+            for i, (a, b) in enumerate(chunks):
+                part = _work_npy(plan.qenc_path(lang, i), b - a, 3, dim)
+                if config.store == "sums":
+                    full[a:b] = language_aggregate(part, counts[a:b, j], None, "sum")
+                elif part.shape[1]:
                     full[a:b, : part.shape[1]] = part
-            save_npy_atomic(dst, full)
-        qvecs[lang] = load_npy(dst, mmap=True)
+            _close_out(full)
+        qstore[lang] = load_npy(dst, mmap=True)
         result.generated_queries += int(counts[:, j].sum())
     if langs:
         save_npy_atomic(tmp / fmt.QUERY_COUNTS, counts)
-        atomic_write_text(
-            tmp / fmt.GENERATED,
-            "".join(
-                json.dumps({"docid": d, "generated_queries": {lang: texts[lang][i] for lang in langs}}, ensure_ascii=False) + "\n"
-                for i, d in enumerate(docids)
-            ),
-        )
+        _write_lines(tmp / fmt.GENERATED, _generated_lines(plan, langs, reuse_langs, old_index))
     rep.finish("write")
 
     # Search defaults: alpha and fusion depend on the encoder (see default_fusion).
     enc_meta = enc_state["obj"] if need_models else None  # untouched when nothing was computed
-    normalizes = _encoder_normalizes(config, enc_meta, old)
+    enc_fp_saved = plan.load_fingerprint("encoder") if need_models else None
+    normalizes = _encoder_normalizes(config, enc_meta, old, enc_fp_saved)
     d_fusion, d_alpha = default_fusion(normalizes)
     fusion = config.fusion or d_fusion
     alpha = d_alpha if config.alpha is None else float(config.alpha)
@@ -531,10 +685,17 @@ def _build_locked(config: BuildConfig, rep: _Reporter, encoder: Any, generator: 
     rep.start("fuse")
     if langs and fusion == "sum" and unequal_counts(counts):
         rep("fuse", 0, 1, "matrix", "passages have different numbers of generated queries: `sum` fusion favours passages with more queries; consider --fusion mean", level="warning")
-    aggregates = {lang: language_aggregate(qvecs[lang], counts[:, j], None, fusion) for j, lang in enumerate(langs)}
+    from .store import sums_aggregate
+
+    aggregates = {
+        lang: sums_aggregate(qstore[lang], counts[:, j], fusion) if config.store == "sums"
+        else language_aggregate(qstore[lang], counts[:, j], None, fusion)
+        for j, lang in enumerate(langs)
+        if lang in search_langs
+    }
     fused = augmented_matrix(P, aggregates, spec)
     save_npy_atomic(tmp / "fused_vectors.npy", fused.astype(config.dtype))
-    del aggregates, fused, qvecs, P
+    del aggregates, fused, qstore, P
     rep.finish("fuse")
 
     rep.start("write")
@@ -547,11 +708,14 @@ def _build_locked(config: BuildConfig, rep: _Reporter, encoder: Any, generator: 
     os.replace(tmp, final)
     fmt.fsync_dir(out)
 
-    enc_fp = _encoder_fingerprint(config, enc_meta, old, reuse_passages)
+    enc_fp = _encoder_fingerprint(config, enc_meta, old, reuse_passages, enc_fp_saved)
     gen_fp = None
     if source == "model":
         gobj = gen_state["obj"] if need_models else None
-        gen_fp = gobj.fingerprint() if gobj is not None and hasattr(gobj, "fingerprint") else (old or {}).get("generator")
+        if gobj is not None and hasattr(gobj, "fingerprint"):
+            gen_fp = gobj.fingerprint()
+        else:
+            gen_fp = (plan.load_fingerprint("generator") if need_models else None) or (old or {}).get("generator")
     manifest = {
         "format": fmt.FORMAT_NAME,
         "format_version": fmt.FORMAT_VERSION,
@@ -559,6 +723,7 @@ def _build_locked(config: BuildConfig, rep: _Reporter, encoder: Any, generator: 
         "generation_number": generation,
         "data_dir": data_name,
         "dtype": config.dtype,
+        "store": config.store,
         "encoder": enc_fp,
         "generator": gen_fp,
         "generation": {
@@ -584,6 +749,14 @@ def _build_locked(config: BuildConfig, rep: _Reporter, encoder: Any, generator: 
         "stage_keys": {"passages": passage_key, "qenc": qenc_keys},
         "files": files,
     }
+    if config.shard is not None:
+        # What `xqg merge` checks: every shard of one corpus, each exactly once.
+        manifest["shard"] = {
+            "index": config.shard[0],
+            "count": config.shard[1],
+            "corpus_sha256": corpus_sha,
+            "corpus_passages": corpus_total,
+        }
     atomic_write_json(out / fmt.MANIFEST, manifest)
     fmt.fsync_dir(out)
     # Old generations and work files are no longer referenced. Readers that still
@@ -601,12 +774,79 @@ def _build_locked(config: BuildConfig, rep: _Reporter, encoder: Any, generator: 
     rep("write", 1, 1, "files", f"index complete: {len(passages)} passages, {result.generated_queries} generated queries")
 
     result.model_calls = {
-        "encoder": int(getattr(enc_state["obj"], "calls", 0) or 0) if need_models else 0,
-        "generator": int(getattr(gen_state["obj"], "calls", 0) or 0) if need_models else 0,
+        "encoder": ray_calls["encoder"] + (int(getattr(enc_state["obj"], "calls", 0) or 0) if need_models else 0),
+        "generator": ray_calls["generator"] + (int(getattr(gen_state["obj"], "calls", 0) or 0) if need_models else 0),
     }
     result.stage_seconds = dict(rep.stage_seconds)
     result.warnings = list(rep.warnings)
     return result
+
+
+def _read_passages(config: BuildConfig, read_corpus) -> tuple[list[Passage], int, DocidSet | None]:
+    """The passages to index, the corpus's passage count, and (for a shard) the set
+    of all the corpus's docids. A shard streams the corpus and keeps only its own
+    passages (plus 8 bytes per other docid)."""
+    if config.shard is None:
+        passages = read_corpus(config.corpus)
+        if not passages:
+            raise InputError(config.corpus, None, "the corpus has no passages")
+        return passages, len(passages), None
+    from array import array
+
+    from ..io.corpus import iter_corpus_with_lines
+
+    index, count = config.shard
+    hashes = array("Q")
+    seen: dict[str, int] = {}
+    out: list[Passage] = []
+    for lineno, p in iter_corpus_with_lines(config.corpus):
+        h = docid_hash(p.docid)
+        hashes.append(h)
+        if h % count != index:  # == shard_of(p.docid, count), without hashing twice
+            continue
+        first = seen.get(p.docid)
+        if first is not None:  # a docid's copies all fall in the same shard
+            raise InputError(config.corpus, lineno, f"duplicate docid {p.docid!r} (first on line {first})", field="docid")
+        seen[p.docid] = lineno
+        out.append(p)
+    if not hashes:
+        raise InputError(config.corpus, None, "the corpus has no passages")
+    if not out:
+        raise InputError(config.corpus, None, f"shard {index}/{count} has no passages (the corpus has {len(hashes)})",
+                         hint="use fewer shards")
+    return out, len(hashes), DocidSet(np.frombuffer(hashes, dtype=np.uint64))
+
+
+def _generated_lines(plan: "WorkPlan", langs: list[str], reuse_langs: set[str], old_index: Any) -> Iterable[str]:
+    """generated.jsonl in index order, a chunk at a time."""
+    for i, (a, b) in enumerate(plan.chunks):
+        per_lang = {
+            lang: [old_index.generated(r).get(lang, []) for r in range(a, b)] if lang in reuse_langs else plan.chunk_texts(lang, i)
+            for lang in langs
+        }
+        for k, r in enumerate(range(a, b)):
+            row = {"docid": plan.passages[r].docid, "generated_queries": {lang: per_lang[lang][k] for lang in langs}}
+            yield json.dumps(row, ensure_ascii=False) + "\n"
+
+
+def _write_lines(path: Path, lines: Iterable[str]) -> None:
+    from ..io.atomic import atomic_open
+
+    with atomic_open(path, "w") as fh:
+        for line in lines:
+            fh.write(line)
+
+
+def _open_out(path: Path, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    """A new .npy file mapped for writing (zeros); see _close_out."""
+    return np.lib.format.open_memmap(path, mode="w+", dtype=np.dtype(dtype), shape=shape)
+
+
+def _close_out(arr: np.ndarray) -> None:
+    arr.flush()
+    with open(arr.filename, "rb+") as fh:  # type: ignore[attr-defined]
+        os.fsync(fh.fileno())
+    del arr
 
 
 def _damaged_work(path: Path, problem: str) -> IndexError_:
@@ -670,17 +910,22 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def _encoder_normalizes(config: BuildConfig, enc: Any, old: dict[str, Any] | None) -> bool:
+def _encoder_normalizes(config: BuildConfig, enc: Any, old: dict[str, Any] | None, saved: dict[str, Any] | None = None) -> bool:
     if enc is not None:
         return bool(getattr(enc, "normalize", False))
+    if saved is not None and "normalize" in saved:
+        return bool(saved["normalize"])
     if old is not None and old.get("encoder", {}).get("model_id") == config.encoder:
         return bool(old["encoder"].get("normalize", False))
     return config.encoder == "offline" or "e5" in str(config.encoder).lower()
 
 
-def _encoder_fingerprint(config: BuildConfig, enc: Any, old: dict[str, Any] | None, reused: bool) -> dict[str, Any]:
+def _encoder_fingerprint(config: BuildConfig, enc: Any, old: dict[str, Any] | None, reused: bool,
+                         saved: dict[str, Any] | None = None) -> dict[str, Any]:
     if enc is not None and hasattr(enc, "fingerprint"):
         fp = dict(enc.fingerprint())
+    elif saved is not None:  # loaded by an earlier run of this build, or by Ray workers
+        fp = dict(saved)
     elif reused and old is not None:
         fp = dict(old["encoder"])
     else:

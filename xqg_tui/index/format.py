@@ -9,6 +9,8 @@ Layout (format version 1)::
         generated.jsonl        {"docid", "generated_queries": {lang: [...]}} in index order
         query_vectors/LANG.npy (N, NMAX_LANG, D), zero rows past a passage's count
         query_counts.npy       (N, L) int32, columns in manifest["generation"]["langs"] order
+        query_sums/LANG.npy    (N, D) instead of query_vectors/ when manifest["store"] == "sums":
+                               per-language sums only (mean/sum fusion, no per-query view, no n sweep)
     DIR/work/                  chunk files and progress.json of a build in progress
     DIR/.lock                  held by the process that builds
 
@@ -38,6 +40,8 @@ PASSAGE_VECTORS = "passage_vectors.npy"
 GENERATED = "generated.jsonl"
 QUERY_VECTORS_DIR = "query_vectors"
 QUERY_COUNTS = "query_counts.npy"
+QUERY_SUMS_DIR = "query_sums"
+STORES = ("full", "sums")  # manifest["store"]; absent = full (indexes made before it existed)
 DTYPES = ("float32", "float16")
 FUSIONS = ("sum", "mean")
 
@@ -101,6 +105,14 @@ def validate_manifest(root: Path, manifest: Any) -> dict[str, Any]:
     for key in ("data_dir", "files", "encoder", "generation", "counts", "dtype", "search_defaults"):
         if key not in manifest:
             raise IndexError_(f"{where}: field '{key}' missing", "the index is damaged; rebuild it")
+    if manifest.get("store", "full") not in STORES:
+        raise IndexError_(f"{where}: field 'store': unknown {manifest.get('store')!r}", "rebuild the index with this version of xqg")
+    shard = manifest.get("shard")
+    if shard is not None and not (
+        isinstance(shard, dict) and isinstance(shard.get("index"), int) and isinstance(shard.get("count"), int)
+        and 0 <= shard["index"] < shard["count"]
+    ):
+        raise IndexError_(f"{where}: field 'shard': expected {{index, count}} with 0 <= index < count", "rebuild the shard")
     if manifest["dtype"] not in DTYPES:
         raise IndexError_(f"{where}: field 'dtype': unknown {manifest['dtype']!r}", "rebuild the index")
     safe_join(root, manifest["data_dir"])

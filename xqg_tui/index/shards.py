@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 from ..errors import XQGError
 
@@ -16,8 +20,7 @@ def shard_of(docid: str, count: int) -> int:
     every worker and every re-run agrees without any coordination."""
     if count <= 1:
         return 0
-    digest = hashlib.blake2b(docid.encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % count
+    return docid_hash(docid) % count
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -29,3 +32,31 @@ def parse_shard(text: str) -> tuple[int, int]:
     if n < 1 or not 0 <= i < n:
         raise XQGError(f"--shard {text}: need 0 <= I < N and N >= 1")
     return i, n
+
+
+def docid_hash(docid: str) -> int:
+    """64-bit hash of a docid (the one :func:`shard_of` splits by)."""
+    return int.from_bytes(hashlib.blake2b(docid.encode("utf-8"), digest_size=8).digest(), "big")
+
+
+class DocidSet:
+    """Membership of docids in a whole corpus at 8 bytes a docid (sorted 64-bit
+    hashes): a shard build checks that imported rows of other shards' passages
+    belong to the corpus without keeping every docid string in memory."""
+
+    def __init__(self, hashes: "np.ndarray") -> None:
+        import numpy as np
+
+        self._h = np.sort(np.asarray(hashes, dtype=np.uint64))
+
+    def __len__(self) -> int:
+        return int(self._h.shape[0])
+
+    def __contains__(self, docid: object) -> bool:
+        import numpy as np
+
+        if not isinstance(docid, str):
+            return False
+        h = np.uint64(docid_hash(docid))
+        i = int(np.searchsorted(self._h, h))
+        return i < self._h.shape[0] and self._h[i] == h

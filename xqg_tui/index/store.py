@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import IndexError_, InputError
+from ..errors import IndexError_, InputError, XQGError
 from ..io.atomic import load_npy
 from ..types import Passage
 from . import format as fmt
@@ -45,6 +45,33 @@ def _open_npy(path: Path, mmap: bool) -> np.ndarray:
         raise IndexError_(f"{path}: truncated or damaged vector file ({e.problem})", "rebuild the index (`xqg build` with the same arguments)") from None
 
 
+SUMS_HINT = "rebuild the index with --store full (the default) to keep every query vector"
+
+
+class SumsOnly(dict):
+    """``Index.query_vectors`` of an index built with ``--store sums``: it has no
+    per-query vectors, and any code that asks for them gets a one-line XQGError."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = root
+
+    def __getitem__(self, lang: str) -> np.ndarray:
+        raise XQGError(f"{self.root}: this index keeps only per-language sums of the query vectors (--store sums), "
+                       f"not each query's vector", SUMS_HINT)
+
+
+def sums_aggregate(sums: np.ndarray, counts: np.ndarray, fusion: str) -> np.ndarray:
+    """The per-language aggregate (as :func:`fusion.language_aggregate` with all
+    queries) from stored sums: the sum itself, or the sum over the count."""
+    out = np.array(sums, dtype=np.float32, copy=True)
+    if fusion == "mean":
+        used = np.asarray(counts).astype(np.float32)
+        nz = used > 0
+        out[nz] /= used[nz, None]
+    return out
+
+
 @dataclass
 class Index:
     """A complete, validated index opened read-only."""
@@ -56,6 +83,23 @@ class Index:
     query_vectors: dict[str, np.ndarray]  # lang -> (N, NMAX, D), memory-mapped
     query_counts: dict[str, np.ndarray]  # lang -> (N,)
     _generated: list[dict[str, list[str]]] = field(repr=False, default_factory=list)
+    query_sums: dict[str, np.ndarray] = field(default_factory=dict)  # lang -> (N, D), store "sums" only
+
+    @property
+    def store(self) -> str:
+        """``full`` (every query vector) or ``sums`` (per-language sums and counts)."""
+        return str(self.manifest.get("store", "full"))
+
+    def sums_aggregate(self, lang: str, n: int | None, fusion: str) -> np.ndarray:
+        """Aggregate of a sums index; ``n`` below a stored count cannot be computed."""
+        counts = self.query_counts[lang]
+        if n == 0:
+            return np.zeros((self.size, self.dim), dtype=np.float32)
+        if n is not None and counts.size and n < int(counts.max()):
+            raise XQGError(
+                f"{self.root}: cannot use {n} queries per language: this index keeps only the sums of all "
+                f"{int(counts.max())} (--store sums)", SUMS_HINT)
+        return sums_aggregate(self.query_sums[lang], counts, fusion)
 
     @property
     def langs(self) -> list[str]:
@@ -178,8 +222,10 @@ def _open_manifest(root: Path, manifest: dict[str, Any], verify: bool | None, mm
     data = fmt.safe_join(root, manifest["data_dir"])
     # Everything loaded below must be a file the manifest lists (and so was checked).
     needed = [fmt.PASSAGES, fmt.PASSAGE_VECTORS]
+    sums = manifest.get("store", "full") == "sums"
+    qdir = fmt.QUERY_SUMS_DIR if sums else fmt.QUERY_VECTORS_DIR
     if manifest["generation"]["langs"]:
-        needed += [fmt.QUERY_COUNTS, fmt.GENERATED] + [f"{fmt.QUERY_VECTORS_DIR}/{l}.npy" for l in manifest["generation"]["langs"]]
+        needed += [fmt.QUERY_COUNTS, fmt.GENERATED] + [f"{qdir}/{l}.npy" for l in manifest["generation"]["langs"]]
     for name in needed:
         if f"{manifest['data_dir']}/{name}" not in manifest["files"]:
             raise IndexError_(f"{root / fmt.MANIFEST}: {name} is not listed among the index files", "the manifest was damaged or edited; rebuild the index")
@@ -191,7 +237,8 @@ def _open_manifest(root: Path, manifest: dict[str, Any], verify: bool | None, mm
     if P.ndim != 2 or P.shape[0] != n or len(passages) != n:
         raise IndexError_(f"{data / fmt.PASSAGE_VECTORS}: shape {P.shape} does not match {n} passages", "rebuild the index")
     langs = list(manifest["generation"]["langs"])
-    qv: dict[str, np.ndarray] = {}
+    qv: dict[str, np.ndarray] = SumsOnly(root) if sums else {}
+    qs: dict[str, np.ndarray] = {}
     qc: dict[str, np.ndarray] = {}
     generated: list[dict[str, list[str]]] = [{} for _ in range(n)]
     if langs:
@@ -199,14 +246,17 @@ def _open_manifest(root: Path, manifest: dict[str, Any], verify: bool | None, mm
         if C.shape != (n, len(langs)):
             raise IndexError_(f"{data / fmt.QUERY_COUNTS}: shape {C.shape}, expected {(n, len(langs))}", "rebuild the index")
         for j, lang in enumerate(langs):
-            Q = _open_npy(fmt.safe_join(data, f"{fmt.QUERY_VECTORS_DIR}/{lang}.npy"), mmap)
-            if Q.ndim != 3 or Q.shape[0] != n or Q.shape[2] != P.shape[1]:
-                raise IndexError_(f"{data}/{fmt.QUERY_VECTORS_DIR}/{lang}.npy: shape {Q.shape} does not fit the index", "rebuild the index")
-            qv[lang] = Q
+            Q = _open_npy(fmt.safe_join(data, f"{qdir}/{lang}.npy"), mmap)
+            if Q.ndim != (2 if sums else 3) or Q.shape[0] != n or Q.shape[-1] != P.shape[1]:
+                raise IndexError_(f"{data}/{qdir}/{lang}.npy: shape {Q.shape} does not fit the index", "rebuild the index")
+            if sums:
+                qs[lang] = Q
+            else:
+                qv[lang] = Q
             qc[lang] = C[:, j].astype(np.int64)
         gen_rows = _read_jsonl(data / fmt.GENERATED)
         if len(gen_rows) != n:
             raise IndexError_(f"{data / fmt.GENERATED}: {len(gen_rows)} rows for {n} passages", "rebuild the index")
         for i, r in enumerate(gen_rows):
             generated[i] = {k: list(v) for k, v in r.get("generated_queries", {}).items()}
-    return Index(root, manifest, passages, P, qv, qc, generated)
+    return Index(root, manifest, passages, P, qv, qc, generated, qs)

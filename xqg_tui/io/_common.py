@@ -12,7 +12,7 @@ import gzip
 import json
 import zlib
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Callable, Iterator
 
 from ..errors import InputError, XQGError
 from ..languages import is_known, normalize_code
@@ -65,10 +65,19 @@ def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
     The newline (``\\n`` or ``\\r\\n``) and a UTF-8 byte-order mark on line 1 are
     removed. Invalid UTF-8 and over-long lines raise InputError with the line.
     """
+    for lineno, _, text in iter_lines_at(path):
+        yield lineno, text
+
+
+def iter_lines_at(path: Path, on_raw: Callable[[bytes], None] | None = None) -> Iterator[tuple[int, int, str]]:
+    """Like :func:`iter_lines`, with each line's byte offset in the (decompressed)
+    stream: ``(line_number, offset, text)``. ``on_raw`` sees every raw line as read
+    (to hash or spool the bytes in the same pass)."""
     limit = MAX_LINE_BYTES
     fh = open_binary(path)
     with fh:
         lineno = 0
+        offset = 0
         while True:
             lineno += 1
             try:
@@ -80,20 +89,30 @@ def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
                 raise InputError(path, lineno, problem) from None
             if not raw:
                 return
-            body = raw[:-1] if raw.endswith(b"\n") else raw
-            if len(body) > limit:
-                raise InputError(path, lineno, f"line is longer than {_size(limit)}; refusing to read it",
-                                 hint="is this really a line-oriented (JSONL/TSV/TREC) file?")
-            if body.endswith(b"\r"):
-                body = body[:-1]
-            try:
-                text = body.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise InputError(path, lineno, f"invalid UTF-8 (byte {exc.start + 1} of the line)",
-                                 hint="save the file as UTF-8") from None
-            if lineno == 1 and text.startswith("\ufeff"):
-                text = text[1:]
-            yield lineno, text
+            start = offset
+            offset += len(raw)
+            if on_raw is not None:
+                on_raw(raw)
+            yield lineno, start, decode_line(path, lineno, raw)
+
+
+def decode_line(path: Path, lineno: int, raw: bytes) -> str:
+    """One raw line (newline included or not) as text, with the checks of :func:`iter_lines`."""
+    limit = MAX_LINE_BYTES
+    body = raw[:-1] if raw.endswith(b"\n") else raw
+    if len(body) > limit:
+        raise InputError(path, lineno, f"line is longer than {_size(limit)}; refusing to read it",
+                         hint="is this really a line-oriented (JSONL/TSV/TREC) file?")
+    if body.endswith(b"\r"):
+        body = body[:-1]
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(path, lineno, f"invalid UTF-8 (byte {exc.start + 1} of the line)",
+                         hint="save the file as UTF-8") from None
+    if lineno == 1 and text.startswith("\ufeff"):
+        text = text[1:]
+    return text
 
 
 def first_data_line(path: Path) -> tuple[int, str] | None:

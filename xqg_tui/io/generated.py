@@ -1,19 +1,28 @@
 """Generated queries: ``{"docid": ..., "generated_queries": {lang: [query, ...]}}`` per line.
 
 This is the layout of ielab's released ``xor-tydi-xqg-augmented`` shards
-(several GB each), hence the streaming :func:`iter_generated`. Passages may
-have a different number of queries per language, or none.
+(several GB each), hence the streaming :func:`iter_generated` and the two-pass
+:func:`scan_generated` + :meth:`GeneratedScan.read_rows` that the index builder
+uses: a first pass validates every row and records where each docid's line
+starts, then rows are read back by seeking, a chunk at a time and in index
+order, whatever the order of the file. Memory stays proportional to the corpus
+(a few numbers per passage), never to the file. Passages may have a different
+number of queries per language, or none.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import AbstractSet, Iterable, Iterator
+from typing import AbstractSet, Container, Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
 
 from ..errors import InputError
 from ..types import GeneratedQueries
-from ._common import check_encodable, check_write_id, get_id, get_lang, is_blank, iter_lines, json_type, \
-    parse_json_object
+from ._common import check_encodable, check_write_id, decode_line, get_id, get_lang, is_blank, iter_lines, \
+    iter_lines_at, json_type, parse_json_object
 from .atomic import atomic_open
 
 _ID_KEYS = ("docid", "id")
@@ -54,6 +63,135 @@ def read_generated(path: str | Path, known_docids: AbstractSet[str] | None = Non
         lines[docid] = lineno
         out[docid] = queries
     return out
+
+
+@dataclass
+class GeneratedScan:
+    """Where each corpus row's line is in a generated-queries file (first pass).
+
+    ``offsets[row]`` is the byte offset of the row's line in ``read_path`` (-1: the
+    file has no line for it), ``lines[row]`` its line number in ``path`` (messages
+    name the original file). ``counts[lang][row]``: queries of that row in ``lang``.
+    """
+
+    path: Path
+    read_path: Path  # the file itself, or a decompressed copy of a .gz (seekable)
+    docids: Sequence[str]  # docid of each row, to check the line read back
+    offsets: np.ndarray
+    lines: np.ndarray
+    counts: dict[str, np.ndarray] = field(default_factory=dict)
+    sha256: str = ""
+    rows_read: int = 0  # data lines in the file (other shards' included)
+
+    @property
+    def langs(self) -> list[str]:
+        return sorted(self.counts)
+
+    def chunk(self, start: int, stop: int) -> dict:
+        """A JSON-able description of rows ``start:stop`` that :meth:`from_chunk` reads
+        back in another process (a Ray worker) without the whole scan."""
+        return {
+            "path": str(self.path),
+            "read_path": str(self.read_path),
+            "docids": list(self.docids[start:stop]),
+            "offsets": self.offsets[start:stop].tolist(),
+            "lines": self.lines[start:stop].tolist(),
+        }
+
+    @classmethod
+    def from_chunk(cls, desc: dict) -> "GeneratedScan":
+        return cls(Path(desc["path"]), Path(desc["read_path"]), list(desc["docids"]),
+                   np.asarray(desc["offsets"], dtype=np.int64), np.asarray(desc["lines"], dtype=np.int64))
+
+    def read_rows(self, rows: Sequence[int]) -> list[dict[str, list[str]]]:
+        """The queries of ``rows`` (index rows), in that order: ``{}`` where the file has none.
+
+        Lines are read in file order (one seek each), so a chunk costs its own lines only."""
+        out: list[dict[str, list[str]]] = [{} for _ in rows]
+        wanted = sorted((int(self.offsets[r]), k, r) for k, r in enumerate(rows) if self.offsets[r] >= 0)
+        if not wanted:
+            return out
+        with open(self.read_path, "rb") as fh:
+            for offset, k, r in wanted:
+                fh.seek(offset)
+                lineno = int(self.lines[r])
+                text = decode_line(self.path, lineno, fh.readline())
+                obj = parse_json_object(self.path, lineno, text)
+                if get_id(self.path, lineno, obj, _ID_KEYS) != self.docids[r]:
+                    raise InputError(self.path, lineno, "the file changed while the index was being built",
+                                     hint="run the build again")
+                out[k] = _parse_queries(self.path, lineno, obj)
+        return out
+
+
+def scan_generated(path: str | Path, row_of: Mapping[str, int], known_docids: Container[str] | None = None,
+                   spool: str | Path | None = None) -> GeneratedScan:
+    """First pass over a generated-queries file: validate every line, record per row
+    where its line starts and how many queries it has per language; hash the file.
+
+    ``row_of`` maps the docids being indexed to their rows. A docid outside it is an
+    InputError unless ``known_docids`` has it (a passage of another shard: skipped).
+    A ``.gz`` file is decompressed to ``spool`` on the way (seeking in gzip is slow).
+    Repeated docids are InputErrors naming both lines.
+    """
+    path = Path(path)
+    n = len(row_of)
+    docids: list[str] = [""] * n
+    for d, r in row_of.items():
+        docids[r] = d
+    offsets = np.full(n, -1, dtype=np.int64)
+    lines = np.zeros(n, dtype=np.int64)
+    counts: dict[str, np.ndarray] = {}
+    langs: set[str] = set()  # of every row, other shards' too: all shards agree on the languages
+    is_gz = path.name.lower().endswith(".gz")
+    digest = hashlib.sha256()
+    spool_fh = None
+    if is_gz:
+        if spool is None:
+            raise ValueError("a .gz file needs a spool path")
+        Path(spool).parent.mkdir(parents=True, exist_ok=True)
+        spool_fh = open(spool, "wb")
+    on_raw = spool_fh.write if spool_fh is not None else digest.update
+    rows_read = 0
+    try:
+        for lineno, offset, text in iter_lines_at(path, on_raw):
+            if is_blank(text):
+                continue
+            obj = parse_json_object(path, lineno, text)
+            docid = get_id(path, lineno, obj, _ID_KEYS)
+            row = row_of.get(docid)
+            if row is None and (known_docids is None or docid not in known_docids):
+                raise InputError(path, lineno, f"docid {docid!r} is not in the corpus", field="docid",
+                                 hint="generated queries must belong to passages of the corpus")
+            if row is not None and offsets[row] >= 0:
+                raise InputError(path, lineno, f"duplicate docid {docid!r} (first on line {int(lines[row])})",
+                                 field="docid")
+            queries = _parse_queries(path, lineno, obj)
+            langs.update(queries)
+            rows_read += 1
+            if row is None:  # another shard's passage: that shard's build reads it
+                continue
+            offsets[row] = offset
+            lines[row] = lineno
+            for lang, qs in queries.items():
+                if lang not in counts:
+                    counts[lang] = np.zeros(n, dtype=np.int32)
+                counts[lang][row] = len(qs)
+    finally:
+        if spool_fh is not None:
+            spool_fh.close()
+    for lang in langs - set(counts):
+        counts[lang] = np.zeros(n, dtype=np.int32)
+    sha = _sha256_file(path) if is_gz else digest.hexdigest()
+    return GeneratedScan(path, Path(spool) if is_gz else path, docids, offsets, lines, counts, sha, rows_read)
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def write_generated_jsonl(path: str | Path,

@@ -8,7 +8,10 @@ provide (trained by ``xqg train generator``, see :mod:`xqg_tui.training.generato
   allowed output ids (``xqg.allowed_ids``) with their output bias (``xqg.allowed_bias``);
 * ``config.json``: the ``EncoderDecoderModel`` config (encoder = the first layers of
   the offline encoder);
-* ``manifest.json``: the sha256 of both files and how they were trained.
+* ``language_tokens.json`` (optional): per language, the output ids a query in that
+  language may use; :class:`xqg_tui.models.generator.QueryGenerator` applies it as a
+  decoding constraint when the model folder has it (copied there on assembly);
+* ``manifest.json``: the sha256 of these files and how they were trained.
 
 :func:`prepare_demo_generator` writes ``<cache>/models/demo-generator``: a plain
 transformers ``EncoderDecoderModel`` folder (``config.json``, ``generation_config.json``,
@@ -38,6 +41,7 @@ MARKER_FILE = "xqg_demo_generator.json"
 ASSEMBLY_FORMAT = 1
 ASSET_KIND = "xqg-tui demo generator decoder"
 ASSET_FILES = ("decoder.safetensors", "config.json")
+OPTIONAL_ASSET_FILES = ("language_tokens.json",)  # checked and copied when the manifest lists them
 BLOCKED_BIAS = -10000.0
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
                    "sentencepiece.bpe.model", "spiece.model")
@@ -84,7 +88,7 @@ def check_assets(assets: Path) -> dict[str, Any]:
         raise ModelError(f"{assets / 'manifest.json'} is not a demo-generator manifest (foreign or newer asset)",
                          hint=hint)
     files = manifest.get("files") or {}
-    for name in ASSET_FILES:
+    for name in ASSET_FILES + tuple(n for n in OPTIONAL_ASSET_FILES if n in files):
         path = assets / name
         if not path.is_file():
             raise ModelError(f"the demo generator asset {path} is missing", hint=hint)
@@ -195,6 +199,13 @@ def assemble(assets: Path, encoder_dir: Path, dest: Path) -> Path:
     for name in TOKENIZER_FILES:
         if (encoder_dir / name).is_file():
             shutil.copy2(encoder_dir / name, dest / name)
+    try:
+        listed = json.loads((assets / "manifest.json").read_text(encoding="utf-8")).get("files") or {}
+    except (OSError, ValueError):
+        listed = {}
+    for name in OPTIONAL_ASSET_FILES:
+        if name in listed and (assets / name).is_file():
+            shutil.copy2(assets / name, dest / name)
     # the weights are stored in float16 but the model is run in float32 on CPU
     cfg = json.loads((dest / "config.json").read_text(encoding="utf-8"))
     cfg["dtype"] = "float32"
@@ -227,7 +238,8 @@ def prepare_demo_generator(
     final = demo_generator_dir(cache_dir)
     wanted = {
         "format": ASSEMBLY_FORMAT,
-        "assets": {name: manifest["files"][name] for name in ASSET_FILES},
+        "assets": {name: manifest["files"][name] for name in ASSET_FILES + OPTIONAL_ASSET_FILES
+                   if name in manifest["files"]},
         "encoder": _encoder_identity(encoder_dir),
     }
     if not force and _is_current(final, wanted):

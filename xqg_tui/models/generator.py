@@ -18,6 +18,13 @@ chunk_key give the same queries on every run (on CPU float32; on a GPU, padding 
 shift logits enough to flip a rare near-tie). Pass ``chunk_key=""`` to make the
 queries independent of how a corpus was split into chunks.
 
+Language constraint: a model folder may hold ``language_tokens.json`` (the demo
+generator does; the paper's mT5 does not): per language, the output token ids a query
+in that language may use. :class:`LanguageTokenConstraint` then masks every other id
+before sampling, so a query asked in Korean cannot drift into Japanese kana.
+``QueryGenerator.load(..., language_constraint=None)`` applies it when the folder has
+the file; ``False`` turns it off, ``True`` requires it.
+
 Every passage gets exactly ``n`` strings per language, stripped of surrounding
 whitespace, in sampling order; duplicates and empty strings are kept (the index
 builder decides what to drop), so sample ``i`` always means the same draw.
@@ -47,6 +54,7 @@ SAMPLER_VERSION = "row-gumbel-v1"
 # is negligible for a trained model and full-vocabulary noise (250k for mT5) per
 # step would cost more than the decoder.
 NO_TOP_K_CANDIDATES = 1000
+LANGUAGE_TOKENS_FILE = "language_tokens.json"
 
 
 def build_prompt(lang: str, title: str, text: str) -> str:
@@ -122,6 +130,111 @@ class RowSampler:
         return scores.fill_(float("-inf")).scatter_(1, chosen.unsqueeze(1), 0.0)
 
 
+def read_language_tokens(path: Path) -> dict[str, list[int]]:
+    """The per-language allowed output ids of ``language_tokens.json``."""
+    import json
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        langs = data["languages"]
+        if data.get("format") != 1 or not isinstance(langs, dict):
+            raise ValueError("not a format-1 language token file")
+        return {normalize_code(k): [int(t) for t in v] for k, v in langs.items()}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"{path} is not a readable language token file ({exc})") from None
+
+
+class LanguageTokenConstraint:
+    """A logits processor that keeps, for each row, only the output ids allowed for the
+    row's language (others get -inf); rows of languages without a list are left alone.
+    Apply it before the sampler. In place and proportional to the allowed ids (a
+    250k-vocabulary mask per row would cost more than the decoder step)."""
+
+    def __init__(self, tokens: dict[str, list[int]], row_langs: Sequence[str]) -> None:
+        self.tokens = tokens
+        self.row_langs = list(row_langs)
+        self._groups: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    def _prepare(self, vocab: int, device: torch.device) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        groups: dict[str, list[int]] = {}
+        for row, lang in enumerate(self.row_langs):
+            if lang in self.tokens:
+                groups.setdefault(lang, []).append(row)
+        out = []
+        for lang, rows in groups.items():
+            ids = sorted({t for t in self.tokens[lang] if 0 <= t < vocab})
+            out.append((torch.tensor(rows, dtype=torch.long, device=device),
+                        torch.tensor(ids, dtype=torch.long, device=device)))
+        return out
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if scores.shape[0] != len(self.row_langs):
+            raise RuntimeError(f"LanguageTokenConstraint got {scores.shape[0]} rows for {len(self.row_langs)} languages")
+        if self._groups is None:
+            self._groups = self._prepare(scores.shape[-1], scores.device)
+        for rows, ids in self._groups:
+            keep = scores[rows[:, None], ids[None, :]]
+            scores.index_fill_(0, rows, float("-inf"))
+            scores[rows[:, None], ids[None, :]] = keep
+        return scores
+
+
+_COPY_STOP = frozenset(
+    "The A An In On At As By For From Of To It Its This That These Those He She His Her They Their "
+    "After Before During Since When While Although However But And Or If With Without There Here".split()
+)
+
+
+def copy_candidate_ids(tokenizer: Any, title: str, text: str) -> list[int]:
+    """Token ids of the passage's names and numbers (words that start with a capital
+    letter or contain a digit, except capitalised function words), as the tokenizer
+    splits them in running text."""
+    import re
+
+    words = re.findall(r"\w[\w'’-]*", f"{title or ''} {text}")
+    lower = {w for w in words if w[:1].islower()}
+    keep: list[str] = []
+    for w in words:
+        if any(c.isdigit() for c in w) or (w[:1].isupper() and w not in _COPY_STOP and w.lower() not in lower):
+            if w not in keep:
+                keep.append(w)
+    if not keep:
+        return []
+    ids = sorted(set(tokenizer(" ".join(keep), add_special_tokens=False)["input_ids"]))
+    out = []
+    for t, piece in zip(ids, tokenizer.convert_ids_to_tokens(ids)):
+        core = (piece or "").replace("\u2581", "").lstrip("#")
+        # no bare spaces, punctuation or short word-internal pieces ("er", "-")
+        if any(c.isdigit() for c in core) or len(core) >= 3 or (piece.startswith("\u2581") and len(core) >= 2):
+            out.append(t)
+    return out
+
+
+class SourceCopyBias:
+    """A logits processor that adds ``bias`` to the scores of each row's passage names
+    and numbers (:func:`copy_candidate_ids`), so queries mention what the passage is
+    about. Ids blocked by an earlier processor stay blocked (-inf + bias)."""
+
+    def __init__(self, row_ids: Sequence[Sequence[int]], bias: float) -> None:
+        self.row_ids = [list(r) for r in row_ids]
+        self.bias = float(bias)
+        self._index: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if scores.shape[0] != len(self.row_ids):
+            raise RuntimeError(f"SourceCopyBias got {scores.shape[0]} rows for {len(self.row_ids)}")
+        if self._index is None:
+            vocab = scores.shape[-1]
+            rows = [r for r, ids in enumerate(self.row_ids) for t in ids if 0 <= t < vocab]
+            cols = [t for ids in self.row_ids for t in ids if 0 <= t < vocab]
+            self._index = (torch.tensor(rows, dtype=torch.long, device=scores.device),
+                           torch.tensor(cols, dtype=torch.long, device=scores.device))
+        rows, cols = self._index
+        if len(rows):
+            scores[rows, cols] += self.bias
+        return scores
+
+
 class QueryGenerator:
     """A loaded query generator. Build with :meth:`QueryGenerator.load`."""
 
@@ -139,6 +252,8 @@ class QueryGenerator:
         max_new_tokens: int = 64,
         batch_size: int = 16,
         max_input_length: int = 512,
+        language_tokens: dict[str, list[int]] | None = None,
+        copy_bias: float = 0.0,
     ) -> None:
         if temperature <= 0:
             raise ModelError(f"temperature must be > 0 (got {temperature}); use a small value like 0.1 instead of 0")
@@ -159,6 +274,10 @@ class QueryGenerator:
         self.calls = 0  # generate() batches run; tests use it to prove nothing was generated
         self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self._fingerprint: dict[str, Any] | None = None
+        # per-language allowed output ids (decoding constraint); None = unconstrained
+        self.language_tokens = language_tokens
+        # added to the passage's names/numbers (SourceCopyBias); 0 = off
+        self.copy_bias = float(copy_bias or 0.0)
 
     @classmethod
     def load(
@@ -173,8 +292,15 @@ class QueryGenerator:
         max_input_length: int = 512,
         dtype: str | None = None,
         threads: int | None = None,
+        language_constraint: bool | None = None,
+        copy_bias: float | None = None,
     ) -> "QueryGenerator":
         """Load ``spec`` (``demo``, ``paper``, a folder or a cached hub id).
+
+        ``language_constraint``: None = apply the folder's ``language_tokens.json`` when
+        it has one; False = never; True = required (error when the folder has none).
+        ``copy_bias``: None = the model folder's recommendation (``decoding.copy_bias``
+        in ``language_tokens.json``, else 0 = off); a number overrides it.
 
         ``dtype`` None = float32 on CPU, bfloat16 on a GPU that has it (mT5 overflows
         in float16), else float32. ``none`` is not loadable: check
@@ -194,6 +320,14 @@ class QueryGenerator:
         from .demo_generator import restrict_output_layer
 
         restrict_output_layer(model)
+        language_tokens = None
+        lang_file = folder / LANGUAGE_TOKENS_FILE
+        if language_constraint or (language_constraint is None and lang_file.is_file()):
+            if not lang_file.is_file():
+                raise ModelError(f"generator '{spec}' has no {LANGUAGE_TOKENS_FILE}, so it cannot be language-constrained")
+            language_tokens = read_language_tokens(lang_file)
+        if copy_bias is None:
+            copy_bias = _recommended_copy_bias(lang_file) if lang_file.is_file() else 0.0
         return cls(
             model,
             tokenizer,
@@ -206,6 +340,8 @@ class QueryGenerator:
             max_new_tokens=max_new_tokens,
             batch_size=batch_size,
             max_input_length=max_input_length,
+            language_tokens=language_tokens,
+            copy_bias=copy_bias,
         )
 
     def generate(
@@ -233,6 +369,9 @@ class QueryGenerator:
             prompts, truncation=True, max_length=self.max_input_length, padding=False, return_attention_mask=False
         )["input_ids"]
         order = sorted(range(len(jobs)), key=lambda j: -len(ids[j]))
+        copy_ids: dict[int, list[int]] = {}
+        if self.copy_bias:
+            copy_ids = {pi: copy_candidate_ids(self.tokenizer, p.title, p.text) for pi, p in enumerate(passages)}
         done = 0
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
@@ -253,7 +392,15 @@ class QueryGenerator:
                     dtype=np.uint64,
                 )
                 sampler = RowSampler(seeds, self.top_k, self.top_p, self.temperature)
-                output = self._generate_batch(input_ids, mask, n, sampler)
+                constraint = None
+                if self.language_tokens:
+                    constraint = LanguageTokenConstraint(
+                        self.language_tokens, [jobs[j][1] for j in batch for _ in range(n)])
+                copy = None
+                if self.copy_bias:
+                    cands = [copy_ids[jobs[j][0]] for j in batch for _ in range(n)]
+                    copy = SourceCopyBias(cands, self.copy_bias)
+                output = self._generate_batch(input_ids, mask, n, sampler, constraint, copy)
                 self.calls += 1
                 texts = self.tokenizer.batch_decode(output, skip_special_tokens=True)
                 for row, text in enumerate(texts):
@@ -265,7 +412,9 @@ class QueryGenerator:
         return results
 
     def _generate_batch(
-        self, input_ids: np.ndarray, mask: np.ndarray, n: int, sampler: RowSampler
+        self, input_ids: np.ndarray, mask: np.ndarray, n: int, sampler: RowSampler,
+        constraint: LanguageTokenConstraint | None = None,
+        copy: SourceCopyBias | None = None,
     ) -> torch.Tensor:
         from transformers import LogitsProcessorList
         from transformers.modeling_outputs import BaseModelOutput
@@ -286,7 +435,7 @@ class QueryGenerator:
             num_return_sequences=1,
             max_new_tokens=self.max_new_tokens,
             use_cache=True,
-            logits_processor=LogitsProcessorList([sampler]),
+            logits_processor=LogitsProcessorList([x for x in (constraint, copy, sampler) if x is not None]),
         )
 
     def fingerprint(self) -> dict[str, Any]:
@@ -307,10 +456,25 @@ class QueryGenerator:
                 "max_new_tokens": self.max_new_tokens,
                 "max_input_length": self.max_input_length,
             }
+            if self.language_tokens:  # only then, so unconstrained fingerprints stay as they were
+                blob = repr(sorted((k, v) for k, v in self.language_tokens.items())).encode()
+                self._fingerprint["language_constraint"] = hashlib.sha256(blob).hexdigest()[:16]
+            if self.copy_bias:
+                self._fingerprint["copy_bias"] = self.copy_bias
         return dict(self._fingerprint)
 
     def __repr__(self) -> str:
         return f"QueryGenerator({self.model_id!r}, top_k={self.top_k}, device={self.device})"
+
+
+def _recommended_copy_bias(path: Path) -> float:
+    import json
+
+    try:
+        value = (json.loads(Path(path).read_text(encoding="utf-8")).get("decoding") or {}).get("copy_bias", 0.0)
+        return float(value or 0.0)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 0.0
 
 
 def _generator_dtype(dtype: str | None, device: torch.device) -> torch.dtype:

@@ -24,8 +24,11 @@ Training pairs (prompt = ``build_prompt(lang, title, passage)``, target = a ques
   ``demo_repeat`` times per epoch. The evaluation queries are never read.
 
 Everything is deterministic given the seed. Checkpoints (the trainable decoder
-weights, safetensors) are written every ``checkpoint_minutes`` and at the end, so
-a stopped run loses little; :func:`export_assets` turns a checkpoint into the small
+weights, safetensors, and the optimizer state, ``optimizer.pt``) are written every
+``checkpoint_minutes`` and at the end, so a stopped run loses little; ``resume``
+continues from the checkpoint in ``out_dir`` (weights, step, and the optimizer state
+when present; the learning-rate schedule restarts with a short warm-up over the new
+time budget, and batches are drawn in a new order); :func:`export_assets` turns a checkpoint into the small
 asset files :mod:`xqg_tui.models.demo_generator` assembles into a model folder.
 """
 from __future__ import annotations
@@ -68,6 +71,9 @@ class TrainConfig:
     translations_per_lang: int = 3000
     holdout_every: int = 6
     demo_repeat: int = 3
+    xquad_repeat: int = 1  # weight of the XQuAD passage->question pairs per epoch
+    translation_repeat: int = 1  # weight of the XOR-TyDi translation pairs per epoch
+    resume: bool = False  # continue from out_dir's checkpoint (decoder, optimizer state, step)
     encoder_layers: int = 6
     decoder_layers: int = 4
     max_source_len: int = 256
@@ -209,6 +215,105 @@ def xquad_heldout(data_dir: Path, holdout_every: int = 6) -> list[dict[str, Any]
                 out.append({"docid": f"xquad-{k}", "title": art["title"].replace("_", " "),
                             "text": para["context"], "qa_ids": [qa["id"] for qa in para["qas"]]})
     return out
+
+
+# ----------------------------------------------------------------------------- language tokens
+
+LANGUAGE_TOKENS_FILE = "language_tokens.json"
+# Scripts (first word of the Unicode character name) a language's questions are written in.
+LANGUAGE_SCRIPTS = {
+    "ar": {"ARABIC"}, "bn": {"BENGALI"}, "fi": {"LATIN"}, "ru": {"CYRILLIC"}, "te": {"TELUGU"},
+    "ko": {"HANGUL"},  # no CJK: Korean questions practically never use hanja; the failure mode is Japanese
+    "ja": {"HIRAGANA", "KATAKANA", "KATAKANA-HIRAGANA", "CJK", "IDEOGRAPHIC", "FULLWIDTH", "HALFWIDTH"},
+}
+
+
+def token_scripts(piece: str) -> set[str]:
+    """The scripts of a token's letters, marks and non-ASCII digits (ASCII digits and
+    punctuation have none). Vowel signs count (a Telugu vowel sign is Telugu)."""
+    import unicodedata
+
+    out: set[str] = set()
+    for ch in piece.replace("\u2581", ""):
+        if ch.isascii() and not ch.isalpha():
+            continue
+        if unicodedata.category(ch)[0] not in "LMN":
+            continue  # punctuation, symbols, spaces: shared
+        try:
+            out.add(unicodedata.name(ch).split(" ", 1)[0])
+        except ValueError:
+            out.add("UNKNOWN")
+    return out
+
+
+def language_token_sets(pairs: Sequence[Pair], tgt_ids: Sequence[Sequence[int]], tokenizer: Any,
+                        allowed: Sequence[int], eos: int) -> dict[str, list[int]]:
+    """Per language, the output ids its queries may use: the tokens seen in that
+    language's training targets (within the model's output vocabulary) whose letters
+    are in the language's scripts or Latin (names, acronyms; Finnish: Latin only), plus
+    the letterless tokens (digits, punctuation) seen in its targets or plain ASCII,
+    plus the end token."""
+    allowed_set = set(int(t) for t in allowed)
+    seen: dict[str, set[int]] = {}
+    for p, ids in zip(pairs, tgt_ids):
+        seen.setdefault(p.lang, set()).update(int(t) for t in ids)
+    pieces = {t: tokenizer.convert_ids_to_tokens(t) for t in allowed_set}
+    scripts = {t: token_scripts(piece or "") for t, piece in pieces.items()}
+    ascii_only = {t for t, piece in pieces.items() if piece and piece.replace("\u2581", "").isascii()}
+    out: dict[str, list[int]] = {}
+    for lang in sorted(seen):
+        ok = LANGUAGE_SCRIPTS.get(lang)
+        if ok is None:
+            continue
+        ok = ok | {"LATIN"}
+        keep = {eos}
+        for t in allowed_set:
+            sc = scripts[t]
+            if sc:
+                if t in seen[lang] and sc <= ok:
+                    keep.add(t)
+            elif t in seen[lang] or t in ascii_only:
+                keep.add(t)
+        out[lang] = sorted(keep & (allowed_set | {eos}))
+    return out
+
+
+def write_language_tokens(path: Path, sets: dict[str, list[int]], vocab_size: int,
+                          decoding: dict[str, Any] | None = None) -> None:
+    """``decoding``: recommendations QueryGenerator reads from this file (``copy_bias``)."""
+    from xqg_tui.io.atomic import atomic_write_json
+
+    atomic_write_json(Path(path), {
+        "format": 1,
+        "kind": "xqg-tui language tokens",
+        "description": "per language, the output token ids a generated query may use (decoding constraint; "
+                       "derived from the training targets of that language, its scripts + Latin names, "
+                       "digits and punctuation)",
+        "vocab_size": int(vocab_size),
+        "decoding": dict(decoding or {}),
+        "languages": {k: v for k, v in sorted(sets.items())},
+    }, indent=None)
+
+
+def language_tokens_for_training(train_dir: Path, encoder_folder: Path) -> dict[str, list[int]]:
+    """Recompute the language token sets of a training folder from its saved config
+    (for checkpoints written before the trainer saved them)."""
+    from safetensors import safe_open
+    from transformers import AutoTokenizer
+
+    state = json.loads((Path(train_dir) / "train_state.json").read_text(encoding="utf-8"))
+    conf = dict(state["config"])
+    for k in ("langs", "xquad_langs"):
+        conf[k] = tuple(conf[k])
+    known = set(TrainConfig.__dataclass_fields__)
+    cfg = TrainConfig(**{k: v for k, v in conf.items() if k in known})
+    tokenizer = AutoTokenizer.from_pretrained(str(encoder_folder))
+    _, pairs, _ = collect_pairs(cfg, log=lambda m: None)
+    eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
+    tgt_ids = [tokenizer(p.target, add_special_tokens=False)["input_ids"][: cfg.max_target_len] + [eos] for p in pairs]
+    with safe_open(str(Path(train_dir) / "decoder.safetensors"), "pt") as f:
+        allowed = f.get_tensor("xqg.allowed_ids").tolist()
+    return language_token_sets(pairs, tgt_ids, tokenizer, allowed, eos)
 
 
 # ----------------------------------------------------------------------------- model
@@ -358,6 +463,48 @@ def trainable_state(decoder: torch.nn.Module, allowed: torch.Tensor) -> dict[str
     return out
 
 
+OPTIMIZER_FILE = "optimizer.pt"
+
+
+def resume_checkpoint(out: Path, decoder: torch.nn.Module, opt: torch.optim.Optimizer, allowed: torch.Tensor,
+                      log: Log = print) -> tuple[int, int, float | None, list[dict[str, Any]]]:
+    """Load the checkpoint in ``out`` into ``decoder`` (and ``opt`` when its state was
+    saved); returns (step, epoch, loss_ema, history). The output vocabulary must be the
+    same as the checkpoint's (same training targets)."""
+    from safetensors.torch import load_file
+
+    path = out / "decoder.safetensors"
+    if not path.is_file():
+        raise XQGError(f"--resume: no checkpoint {path}")
+    state = load_file(str(path))
+    ids = state.pop("xqg.allowed_ids").long()
+    bias = state.pop("xqg.allowed_bias").float()
+    if ids.shape != allowed.shape or not torch.equal(ids, allowed):
+        raise XQGError(f"--resume: the checkpoint in {out} has a different output vocabulary "
+                       f"({len(ids)} ids vs {len(allowed)}); resume with the same training data and options")
+    missing, unexpected = decoder.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
+    missing = [k for k in missing if k not in SKIP_IN_HEAD and "position_ids" not in k]
+    if missing or unexpected:
+        raise XQGError(f"--resume: the checkpoint in {out} does not fit this decoder "
+                       f"(missing {missing[:3]}, unexpected {list(unexpected)[:3]}); use the same layer options")
+    with torch.no_grad():
+        decoder.cls.predictions.bias[allowed] = bias
+    meta = json.loads((out / "train_state.json").read_text(encoding="utf-8"))
+    step = int(meta.get("step", 0))
+    opt_path = out / OPTIMIZER_FILE
+    if opt_path.is_file():
+        saved = torch.load(str(opt_path), map_location="cpu", weights_only=True)
+        if int(saved.get("step", -1)) == step:
+            opt.load_state_dict(saved["optimizer"])
+            log(f"resumed optimizer state (step {step})")
+        else:
+            log(f"{opt_path.name} is from step {saved.get('step')}, not {step}: fresh optimizer state")
+    else:
+        log("no optimizer state saved with the checkpoint: fresh optimizer state (warm-up again)")
+    log(f"resumed from {path} at step {step} (loss {meta.get('loss_ema')})")
+    return step, int(meta.get("epoch", 0)), meta.get("loss_ema"), list(meta.get("history") or [])
+
+
 def restricted_logits(decoder: torch.nn.Module, hidden: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
     h = decoder.cls.predictions.transform(hidden)
     weight = decoder.bert.embeddings.word_embeddings.weight[allowed]
@@ -454,6 +601,9 @@ def train_generator(cfg: TrainConfig, log: Log = print, encoder_folder: Path | N
     covered = sum(c for t, c in token_counts.items() if t in allowed_set) / max(1, sum(token_counts.values()))
     log(f"target tokens covered by the output vocabulary: {covered:.4f}")
     log(f"output vocabulary: {len(allowed)} ids")
+    lang_sets = language_token_sets(pairs, tgt_ids, tokenizer, allowed.tolist(), eos)
+    write_language_tokens(out / LANGUAGE_TOKENS_FILE, lang_sets, len(tokenizer))
+    log("language tokens: " + ", ".join(f"{k} {len(v)}" for k, v in lang_sets.items()))
 
     decoder = build_decoder(enc_folder, cfg.decoder_layers, cfg.seed, bos, eos)
     decoder.train()
@@ -465,16 +615,29 @@ def train_generator(cfg: TrainConfig, log: Log = print, encoder_folder: Path | N
     n_params = sum(p.numel() for p in params)
     log(f"decoder: {n_params / 1e6:.1f}M trainable parameters")
 
-    rng = random.Random(cfg.seed + 1)
-    weights = [cfg.demo_repeat if p.kind == "demo" else 1 for p in pairs]
-    epoch_pairs = [i for i, w in enumerate(weights) for _ in range(w)]
-    budget = cfg.minutes * 60.0
-    t_train = time.time()
-    last_ckpt = t_train
     step = 0
     epoch = 0
     ema = None
     history: list[dict[str, Any]] = []
+    prior_minutes = 0.0
+    if cfg.resume:
+        step, epoch, ema, history = resume_checkpoint(out, decoder, opt, allowed, log)
+        try:
+            old = json.loads((out / "train_state.json").read_text(encoding="utf-8"))
+            prior_minutes = float(old.get("minutes_total") or old.get("minutes") or 0.0)
+        except (OSError, ValueError):
+            prior_minutes = 0.0
+    start_step = step
+
+    rng = random.Random(cfg.seed + 1 + step)  # resumed runs draw new batches
+    repeat = {"demo": cfg.demo_repeat, "xquad": cfg.xquad_repeat, "translation": cfg.translation_repeat}
+    weights = [max(0, int(repeat.get(p.kind, 1))) for p in pairs]
+    epoch_pairs = [i for i, w in enumerate(weights) for _ in range(w)]
+    if not epoch_pairs:
+        raise XQGError("every training pair has weight 0: check --demo-repeat/--xquad-repeat/--translation-repeat")
+    budget = cfg.minutes * 60.0
+    t_train = time.time()
+    last_ckpt = t_train
 
     def save(final: bool = False) -> None:
         from safetensors.torch import save_file
@@ -482,6 +645,9 @@ def train_generator(cfg: TrainConfig, log: Log = print, encoder_folder: Path | N
         tmp = out / "decoder.safetensors.tmp"
         save_file(trainable_state(decoder, allowed), str(tmp), metadata={"format": "pt"})
         tmp.replace(out / "decoder.safetensors")
+        tmp_opt = out / "optimizer.pt.tmp"
+        torch.save({"step": step, "optimizer": opt.state_dict()}, str(tmp_opt))
+        tmp_opt.replace(out / OPTIMIZER_FILE)
         dcfg = decoder.config.to_dict()
         atomic_write_json(out / "train_state.json", {
             "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
@@ -489,6 +655,8 @@ def train_generator(cfg: TrainConfig, log: Log = print, encoder_folder: Path | N
             "minutes": (time.time() - t_train) / 60.0, "final": final,
             "decoder_config": dcfg, "encoder_layers": cfg.encoder_layers,
             "vocabulary": len(allowed), "history": history[-200:],
+            "resumed_from_step": start_step if cfg.resume else None,
+            "minutes_total": prior_minutes + (time.time() - t_train) / 60.0,
         })
         log(f"checkpoint at step {step} (loss {ema:.3f})" if ema is not None else f"checkpoint at step {step}")
 
@@ -502,8 +670,9 @@ def train_generator(cfg: TrainConfig, log: Log = print, encoder_folder: Path | N
             if elapsed > budget or (cfg.max_steps is not None and step >= cfg.max_steps):
                 stop = True
                 break
-            frac = min(1.0, elapsed / budget) if cfg.max_steps is None else step / max(1, cfg.max_steps)
-            lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+            frac = (min(1.0, elapsed / budget) if cfg.max_steps is None
+                    else (step - start_step) / max(1, cfg.max_steps - start_step))
+            lr = cfg.lr * min(1.0, (step - start_step + 1) / cfg.warmup_steps) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
             for g in opt.param_groups:
                 g["lr"] = lr
             B = len(b)
@@ -552,11 +721,14 @@ def train_generator(cfg: TrainConfig, log: Log = print, encoder_folder: Path | N
 
 
 def export_assets(train_dir: Path, assets_dir: Path, encoder_folder: Path | None = None,
-                  encoder_spec: str = "offline") -> Path:
+                  encoder_spec: str = "offline", copy_bias: float = 0.0) -> Path:
     """Write the shipped asset files from a training folder: ``decoder.safetensors``
     (float16; decoder layers, head transform, positions, allowed ids + their bias),
-    ``config.json`` (the EncoderDecoder config; the encoder part names the layers kept)
-    and ``manifest.json`` (sha256 of each file)."""
+    ``config.json`` (the EncoderDecoder config; the encoder part names the layers kept),
+    ``language_tokens.json`` (the per-language output ids for the decoding constraint,
+    recomputed from the training data when the folder predates it, and the recommended
+    ``copy_bias`` for the passage's names and numbers, 0 = off) and
+    ``manifest.json`` (sha256 of each file)."""
     import hashlib
 
     from safetensors.torch import load_file, save_file
@@ -591,8 +763,16 @@ def export_assets(train_dir: Path, assets_dir: Path, encoder_folder: Path | None
     cfg_dict = config.to_dict()
     cfg_dict.pop("transformers_version", None)
     atomic_write_json(assets_dir / "config.json", cfg_dict)
+    lang_file = train_dir / LANGUAGE_TOKENS_FILE
+    if lang_file.is_file():
+        lang_payload = json.loads(lang_file.read_text(encoding="utf-8"))
+        write_language_tokens(assets_dir / LANGUAGE_TOKENS_FILE, lang_payload["languages"],
+                              lang_payload["vocab_size"], {"copy_bias": float(copy_bias)})
+    else:
+        write_language_tokens(assets_dir / LANGUAGE_TOKENS_FILE, language_tokens_for_training(train_dir, enc_folder),
+                              int(enc_cfg["vocab_size"]), {"copy_bias": float(copy_bias)})
     files = {}
-    for name in ("decoder.safetensors", "config.json"):
+    for name in ("decoder.safetensors", "config.json", LANGUAGE_TOKENS_FILE):
         files[name] = hashlib.sha256((assets_dir / name).read_bytes()).hexdigest()
     atomic_write_json(assets_dir / "manifest.json", {
         "format": 1,

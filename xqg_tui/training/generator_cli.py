@@ -32,7 +32,8 @@ def cmd_train_generator(args: argparse.Namespace) -> int:
         out_dir=args.out, encoder=args.encoder, data_dir=data_dir, demo_dir=demo,
         langs=_langs(args.langs), xquad_langs=_langs(args.xquad_langs),
         translations_per_lang=args.translations_per_lang, holdout_every=args.holdout_every,
-        demo_repeat=args.demo_repeat, encoder_layers=args.encoder_layers, decoder_layers=args.decoder_layers,
+        demo_repeat=args.demo_repeat, xquad_repeat=args.xquad_repeat, translation_repeat=args.translation_repeat,
+        resume=args.resume, encoder_layers=args.encoder_layers, decoder_layers=args.decoder_layers,
         max_source_len=args.max_source_len, max_target_len=args.max_target_len, batch_tokens=args.batch_tokens,
         lr=args.lr, warmup_steps=args.warmup_steps, label_smoothing=args.label_smoothing, min_token_count=args.min_token_count, minutes=args.minutes,
         max_steps=args.max_steps, checkpoint_minutes=args.checkpoint_minutes, threads=args.threads, seed=args.seed,
@@ -45,7 +46,7 @@ def cmd_train_generator(args: argparse.Namespace) -> int:
     out = train_generator(cfg, log=log)
     if args.export:
         target = Path(args.export) if args.export != "demo" else assets_dir() / "demo-generator"
-        export_assets(out, target, encoder_spec=args.encoder)
+        export_assets(out, target, encoder_spec=args.encoder, copy_bias=args.copy_bias)
         log(f"assets written to {target}; `xqg models prepare demo --force` assembles them")
     print(out)
     return 0
@@ -69,6 +70,10 @@ def add_parser(tsub: Any) -> None:
     p.add_argument("--translations-per-lang", type=int, default=800)
     p.add_argument("--holdout-every", type=int, default=6, help="hold out every N-th XQuAD paragraph (0: none)")
     p.add_argument("--demo-repeat", type=int, default=8, help="demo training pairs per epoch (weight)")
+    p.add_argument("--xquad-repeat", type=int, default=1, help="XQuAD passage-to-question pairs per epoch (weight)")
+    p.add_argument("--translation-repeat", type=int, default=1, help="XOR-TyDi translation pairs per epoch (weight; 0 drops them)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the checkpoint in --out (weights, step, optimizer state); same data/model options")
     p.add_argument("--encoder-layers", type=int, default=6)
     p.add_argument("--decoder-layers", type=int, default=3)
     p.add_argument("--max-source-len", type=int, default=256)
@@ -84,5 +89,7 @@ def add_parser(tsub: Any) -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--export", default=None, help="after training, write the assets to this folder ('demo': assets/demo-generator)")
+    p.add_argument("--copy-bias", type=float, default=0.0,
+                   help="with --export: recommended decoding bias on the passage's names/numbers (0 = off)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train_generator)

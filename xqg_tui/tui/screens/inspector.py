@@ -94,13 +94,19 @@ class InspectorScreen(Screen):
         self.query_one("#insp-head", Static).update(head)
         self.query_one("#insp-passage", Static).update(hit.text)
         self.query_one("#insp-contrib", Static).update(self._contributions(hit, row))
+        counted = set(spec.langs) if (self.response.augment and not spec.is_plain) else set()
+        if self.searcher.index.store == "sums":
+            # Only per-language sums are stored: the texts, without per-query scores.
+            texts = self.searcher.index.generated(row)
+            for lang in self.searcher.index.langs:
+                self.query_one(f"#gen-{lang}", Static).update(self._group_unscored(lang, texts.get(lang, []), lang in counted))
+            return
         # Every language of the index, counted or not, scored by the engine (no model call).
         matched = self.searcher.matched_queries(row, self.state.vector, self.searcher.index.langs, None)
         best = {(m.lang, m.number) for m in sorted(matched, key=lambda m: -m.score)[:BEST]}
         by_lang: dict[str, list["MatchedQuery"]] = {}
         for m in matched:
             by_lang.setdefault(m.lang, []).append(m)
-        counted = set(spec.langs) if (self.response.augment and not spec.is_plain) else set()
         for lang in self.searcher.index.langs:
             self.query_one(f"#gen-{lang}", Static).update(
                 self._group(lang, by_lang.get(lang, []), best, lang in counted, spec.n)
@@ -130,6 +136,18 @@ class InspectorScreen(Screen):
         elif spec.is_plain:
             note += "   no generated queries count (α = 0 or no language chosen)"
         return Group(table, Text(note, style="italic"))
+
+    def _group_unscored(self, lang: str, texts: list[str], counted: bool) -> Text:
+        t = Text()
+        t.append(f"{_name(lang)} ({lang})", style="bold")
+        t.append("  counted in xQG" if counted else "  not counted (unchecked, or xQG off)", style="green" if counted else "dim")
+        t.append("\n   no per-query similarity: this index keeps only query sums (--store sums)\n", style="dim italic")
+        if not texts:
+            t.append("   no generated queries for this passage\n", style="dim")
+        for j, q in enumerate(texts):
+            t.append(f"   {q or '(empty)'}", style="" if counted else "dim")
+            t.append(f"  #{j + 1}\n", style="dim")
+        return t
 
     def _group(self, lang: str, items: list["MatchedQuery"], best: set[tuple[str, int]], counted: bool, n: int | None) -> Text:
         t = Text()
