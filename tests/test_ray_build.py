@@ -129,3 +129,15 @@ def test_missing_ray_is_one_line(tmp_path, monkeypatch, capsys, corpus_file, tin
 
         args = build_parser().parse_args(["build", "--corpus", str(corpus_file), "--out", str(tmp_path / "y"), "--num-gpus", "1"])
         args.func(args)
+
+
+def test_worker_errors_are_one_line(ray_session, tmp_path, corpus_file, capsys):
+    """A mistake only a Ray worker sees (its model cannot load) is the same one-line error."""
+    from xqg_tui.cli import main
+
+    code = main(["build", "--corpus", str(corpus_file), "--out", str(tmp_path / "x"), "--encoder", str(tmp_path / "nope"),
+                 "--engine", "ray", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("xqg: error:") and "nope" in err
+    assert not (tmp_path / "x" / "manifest.json").exists()

@@ -5,55 +5,68 @@ from __future__ import annotations
 import gzip
 import json
 import random
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from xqg_tui.errors import XQGError
-from xqg_tui.index.builder import BuildConfig, WorkPlan, _chunks, _generated_lines, _write_lines, build_index
+from xqg_tui.index.builder import BuildConfig, build_index
 from xqg_tui.index.store import open_index
 from xqg_tui.io.corpus import write_corpus_jsonl
-from xqg_tui.io.generated import scan_generated
-from xqg_tui.types import Passage
 
 ROWS = 200_000
 
 
+_STAGE = r"""
+import json, resource, sys
+from pathlib import Path
+from xqg_tui.index.builder import WorkPlan, _chunks, _generated_lines, _write_lines
+from xqg_tui.io.generated import scan_generated
+from xqg_tui.types import Passage
+
+src, dst, rows = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+# The corpus side exists before an import starts (the builder holds it anyway).
+docids = [f"p{i:06d}" for i in range(rows)]
+row_of = {d: i for i, d in enumerate(docids)}
+passages = [Passage(d, "", "x") for d in docids]
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+scan = scan_generated(src, row_of)
+plan = WorkPlan(config=None, work=dst.parent / "work", passages=passages, chunks=_chunks(rows, 4096), source="import",
+                enc_dir=None, gen_dirs={}, qenc_dirs={}, scan=scan, encoder_key="", generator_key="")
+_write_lines(dst, _generated_lines(plan, scan.langs, set(), None))
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"growth_kb": after - before, "langs": scan.langs, "ar": int(scan.counts["ar"].sum())}))
+"""
+
+
 def test_200k_rows_stream_in_constant_memory(tmp_path):
     """The reading/ordering stage of an import (scan, then chunks read back in index
-    order and written out) on 200k shuffled rows stays within a few MB, far below the
-    file's size and the ~100 MB that holding its rows would take."""
-    docids = [f"p{i:06d}" for i in range(ROWS)]
+    order and written out as generated.jsonl) on 200k shuffled rows: peak memory grows
+    by a few bytes per passage, not with the file (holding its rows takes ~190 MB).
+    A subprocess, so its peak RSS is this stage's alone."""
+    import subprocess
+    import sys
+
     order = list(range(ROWS))
     random.Random(0).shuffle(order)
     src = tmp_path / "gen.jsonl"
     with open(src, "w", encoding="utf-8") as f:
         for i in order:
-            f.write(f'{{"docid": "p{i:06d}", "generated_queries": {{"ar": ["سؤال {i}", "q {i} b"], "ja": ["質問 {i}"]}}}}\n')
+            f.write(f'{{"docid": "p{i:06d}", "generated_queries": {{"ar": ["سؤال عن المدينة رقم {i}", "q {i} b"], "ja": ["質問 {i}"]}}}}\n')
     size = src.stat().st_size
-    # The corpus side exists before the import: the builder holds it anyway.
-    row_of = {d: i for i, d in enumerate(docids)}
-    passages = [Passage(d, "", "x") for d in docids]
     dst = tmp_path / "generated.jsonl"
-
-    tracemalloc.start()
-    try:
-        scan = scan_generated(src, row_of)
-        plan = WorkPlan(config=None, work=tmp_path / "work", passages=passages, chunks=_chunks(ROWS, 4096), source="import",
-                        enc_dir=None, gen_dirs={}, qenc_dirs={}, scan=scan, encoder_key="", generator_key="")
-        _write_lines(dst, _generated_lines(plan, scan.langs, set(), None))
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert scan.langs == ["ar", "ja"] and int(scan.counts["ar"].sum()) == 2 * ROWS
-    assert peak < 16 << 20, f"peak {peak / 2**20:.1f} MB for a {size / 2**20:.0f} MB file"
-    assert peak < size / 2
+    proc = subprocess.run([sys.executable, "-c", _STAGE, str(src), str(dst), str(ROWS)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert res["langs"] == ["ar", "ja"] and res["ar"] == 2 * ROWS
+    growth = res["growth_kb"] * 1024
+    assert growth < 48 << 20, f"peak grew by {growth / 2**20:.1f} MB for a {size / 2**20:.0f} MB file"
     with open(dst, encoding="utf-8") as f:
         for i, line in enumerate(f):
             if i % 9973 == 0:
-                assert json.loads(line) == {"docid": f"p{i:06d}", "generated_queries": {"ar": [f"سؤال {i}", f"q {i} b"], "ja": [f"質問 {i}"]}}
+                want = {"ar": [f"سؤال عن المدينة رقم {i}", f"q {i} b"], "ja": [f"質問 {i}"]}
+                assert json.loads(line) == {"docid": f"p{i:06d}", "generated_queries": want}
     assert i == ROWS - 1
 
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -181,11 +180,11 @@ async def test_opens_fast_and_queues_search_until_encoder_ready(tui_index):
             return super().load_encoder("cpu")
 
     searcher = SlowSearcher.open(tui_index)
-    t0 = time.perf_counter()
     app = create_app(searcher=searcher, alpha=BIG_ALPHA, show_timings=False)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
-        assert time.perf_counter() - t0 < 2.0
+        # The screen is up and usable while the encoder is still held back by the
+        # gate: loading never blocks the first frame (timing is the benchmarks' job).
         assert app.focused.id == "query"
         scr = app.search_screen
         assert app.encoder_state == "loading"
@@ -205,11 +204,10 @@ async def test_opens_fast_and_queues_search_until_encoder_ready(tui_index):
 
 @run_async
 async def test_open_index_path_in_worker(tui_index):
-    t0 = time.perf_counter()
     app = create_app(tui_index, alpha=BIG_ALPHA, show_timings=False, device="cpu")
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
-        assert time.perf_counter() - t0 < 2.0
+        assert app.focused.id == "query"  # the first frame does not wait for the index
         await settle(pilot, app)
         assert app.searcher is not None and app.searcher.index.root == tui_index
         assert app.encoder_state == "ready"

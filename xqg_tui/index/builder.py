@@ -13,6 +13,15 @@ setting that affects it, so
 The finished files go to a fresh ``data-NNNNNN`` folder; ``manifest.json`` is
 swapped in last. Rebuilding with another alpha, fusion or language subset
 rewrites only the manifest and the fused matrix: no model is loaded.
+
+Scale-out: ``shard=(I, N)`` indexes only the passages :func:`shards.shard_of` puts
+in shard I (a complete index whose manifest says so, for ``xqg merge``);
+``engine="ray"`` computes the chunk files on Ray (``ray_engine.py``) with the same
+per-chunk functions (``encode_passage_chunk``, ``generate_chunk``,
+``encode_query_chunk``) before the local assembly; ``store="sums"`` keeps
+per-language sums of the query vectors instead of every vector. Imported queries
+are streamed (``io.generated.scan_generated``) and the big matrices are written
+chunk by chunk, so memory follows the corpus, not the import file.
 """
 from __future__ import annotations
 
@@ -20,7 +29,6 @@ import contextlib
 import errno
 import hashlib
 import json
-import math
 import os
 import shutil
 import threading
@@ -32,11 +40,11 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from ..errors import BuildLockedError, DiskFullError, IndexError_, InputError, XQGError
-from ..io.atomic import atomic_write_json, atomic_write_text, load_npy, save_npy_atomic
+from ..io.atomic import atomic_write_json, load_npy, save_npy_atomic
+from ..io.generated import GeneratedScan, scan_generated
 from ..languages import PAPER_LANGUAGES, is_known, language_name, normalize_code
 from ..types import Passage
 from . import format as fmt
-from ..io.generated import GeneratedScan, scan_generated
 from .fusion import FusionSpec, augmented_matrix, language_aggregate, unequal_counts
 from .shards import DocidSet, docid_hash, parse_shard
 
@@ -328,6 +336,15 @@ class WorkPlan:
 
     def chunk_texts(self, lang: str, i: int) -> list[list[str]]:
         return read_chunk_texts(self.text_source(lang, i))
+
+    def chunk_texts_by_lang(self, langs: list[str], i: int) -> dict[str, list[list[str]]]:
+        """Chunk ``i``'s queries in each of ``langs`` (an imported chunk is read once)."""
+        if self.source == "import":
+            assert self.scan is not None
+            a, b = self.chunks[i]
+            rows = self.scan.read_rows(range(a, b))
+            return {lang: [list(r.get(lang, [])) for r in rows] for lang in langs}
+        return {lang: self.chunk_texts(lang, i) for lang in langs}
 
     # Fingerprints of the models that made the work files: a build resumed (or run by
     # Ray workers) records the same encoder in its manifest as an uninterrupted one.
@@ -626,18 +643,15 @@ def _build_locked(config: BuildConfig, rep: _Reporter, encoder: Any, generator: 
     qdir_name = fmt.QUERY_SUMS_DIR if config.store == "sums" else fmt.QUERY_VECTORS_DIR
     (tmp / qdir_name).mkdir(parents=True)
 
-    # Big matrices are written chunk by chunk into memory-mapped files of the temporary
-    # folder (renamed into place only when complete), never held whole in memory.
+    # Big matrices are streamed to their files a chunk at a time (never held whole).
     if reuse_passages:
         assert old_data is not None
         _link_or_copy(old_data / fmt.PASSAGE_VECTORS, tmp / fmt.PASSAGE_VECTORS)
     else:
         assert plan.enc_dir is not None
-        first = _work_npy(plan.encode_path(0), chunks[0][1] - chunks[0][0], 2)
-        P_out = _open_out(tmp / fmt.PASSAGE_VECTORS, (len(passages), first.shape[1]), config.dtype)
-        for i, (a, b) in enumerate(chunks):
-            P_out[a:b] = _work_npy(plan.encode_path(i), b - a, 2, first.shape[1])
-        _close_out(P_out)
+        pdim = int(_work_npy(plan.encode_path(0), chunks[0][1] - chunks[0][0], 2).shape[1])
+        _write_npy_chunks(tmp / fmt.PASSAGE_VECTORS, (len(passages), pdim), config.dtype,
+                          (_work_npy(plan.encode_path(i), b - a, 2, pdim) for i, (a, b) in enumerate(chunks)))
     P = load_npy(tmp / fmt.PASSAGE_VECTORS, mmap=True)
     dim = int(P.shape[1])
     _write_lines(
@@ -656,17 +670,9 @@ def _build_locked(config: BuildConfig, rep: _Reporter, encoder: Any, generator: 
                 sums = language_aggregate(old_index.query_vectors[lang], counts[:, j], None, "sum")
                 save_npy_atomic(dst, sums.astype(config.dtype))
         else:
-            shapes = [_work_npy(plan.qenc_path(lang, i), b - a, 3, dim).shape for i, (a, b) in enumerate(chunks)]
-            nmax = max((s[1] for s in shapes), default=0)
+            nmax = max((_work_npy(plan.qenc_path(lang, i), b - a, 3, dim).shape[1] for i, (a, b) in enumerate(chunks)), default=0)
             shape = (len(passages), dim) if config.store == "sums" else (len(passages), nmax, dim)
-            full = _open_out(dst, shape, config.dtype)
-            for i, (a, b) in enumerate(chunks):
-                part = _work_npy(plan.qenc_path(lang, i), b - a, 3, dim)
-                if config.store == "sums":
-                    full[a:b] = language_aggregate(part, counts[a:b, j], None, "sum")
-                elif part.shape[1]:
-                    full[a:b, : part.shape[1]] = part
-            _close_out(full)
+            _write_npy_chunks(dst, shape, config.dtype, _query_blocks(plan, lang, counts[:, j], nmax, dim))
         qstore[lang] = load_npy(dst, mmap=True)
         result.generated_queries += int(counts[:, j].sum())
     if langs:
@@ -820,10 +826,9 @@ def _read_passages(config: BuildConfig, read_corpus) -> tuple[list[Passage], int
 def _generated_lines(plan: "WorkPlan", langs: list[str], reuse_langs: set[str], old_index: Any) -> Iterable[str]:
     """generated.jsonl in index order, a chunk at a time."""
     for i, (a, b) in enumerate(plan.chunks):
-        per_lang = {
-            lang: [old_index.generated(r).get(lang, []) for r in range(a, b)] if lang in reuse_langs else plan.chunk_texts(lang, i)
-            for lang in langs
-        }
+        per_lang = plan.chunk_texts_by_lang([lang for lang in langs if lang not in reuse_langs], i)
+        for lang in reuse_langs:
+            per_lang[lang] = [old_index.generated(r).get(lang, []) for r in range(a, b)]
         for k, r in enumerate(range(a, b)):
             row = {"docid": plan.passages[r].docid, "generated_queries": {lang: per_lang[lang][k] for lang in langs}}
             yield json.dumps(row, ensure_ascii=False) + "\n"
@@ -837,16 +842,35 @@ def _write_lines(path: Path, lines: Iterable[str]) -> None:
             fh.write(line)
 
 
-def _open_out(path: Path, shape: tuple[int, ...], dtype: str) -> np.ndarray:
-    """A new .npy file mapped for writing (zeros); see _close_out."""
-    return np.lib.format.open_memmap(path, mode="w+", dtype=np.dtype(dtype), shape=shape)
+def _query_blocks(plan: "WorkPlan", lang: str, counts: np.ndarray, nmax: int, dim: int) -> Iterable[np.ndarray]:
+    """A language's query vectors chunk by chunk, as stored: padded to NMAX slots, or summed."""
+    for i, (a, b) in enumerate(plan.chunks):
+        part = _work_npy(plan.qenc_path(lang, i), b - a, 3, dim)
+        if plan.config.store == "sums":
+            yield language_aggregate(part, counts[a:b], None, "sum")
+        elif part.shape[1] == nmax:
+            yield part
+        else:
+            block = np.zeros((b - a, nmax, dim), dtype=part.dtype)
+            block[:, : part.shape[1]] = part
+            yield block
 
 
-def _close_out(arr: np.ndarray) -> None:
-    arr.flush()
-    with open(arr.filename, "rb+") as fh:  # type: ignore[attr-defined]
-        os.fsync(fh.fileno())
-    del arr
+def _write_npy_chunks(path: Path, shape: tuple[int, ...], dtype: str, blocks: Iterable[np.ndarray]) -> None:
+    """An .npy file of ``shape`` written atomically from consecutive row blocks (the same
+    bytes as ``np.save`` of the whole array, in memory one block at a time)."""
+    from ..io.atomic import atomic_open
+
+    dt = np.dtype(dtype)
+    rows = 0
+    with atomic_open(path, "wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, {"descr": np.lib.format.dtype_to_descr(dt), "fortran_order": False, "shape": shape})
+        for block in blocks:
+            block = np.ascontiguousarray(block, dtype=dt)
+            rows += block.shape[0]
+            fh.write(block.tobytes())
+    if rows != shape[0]:  # a programming error: the blocks must cover every row
+        raise AssertionError(f"{path}: wrote {rows} rows of {shape[0]}")
 
 
 def _damaged_work(path: Path, problem: str) -> IndexError_:

