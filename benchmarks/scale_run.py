@@ -46,7 +46,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
@@ -258,7 +257,7 @@ def search_probe(args: argparse.Namespace) -> int:
                      "batch_ms_per_query": round(1000 * batch / len(Q), 3), "spec": {"alpha": spec.alpha, "fusion": spec.fusion, "langs": list(spec.langs)}}
     # Whole-request latency of Searcher.search (encode + plain and augmented rankings + matched queries), like the TUI.
     lat = []
-    for q in queries[: min(50, len(queries))]:
+    for q in queries[: min(args.full_queries, len(queries))]:
         t = time.perf_counter()
         s.search(q, lang="en", k=args.k)
         lat.append(time.perf_counter() - t)
@@ -302,20 +301,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ray-shard", action="store_true", help="build shard 0 with --engine ray --num-cpus 2 as well (timed, compared with the local one)")
     ap.add_argument("--single", action="store_true", help="also merge with --layout single (copies every vector once more)")
     ap.add_argument("--probes", type=int, default=200, help="queries for the search latency")
-    ap.add_argument("--ann", default="hnsw,ivfpq", help="ANN kinds to build ('' = none)")
+    ap.add_argument("--ann", default="ivfpq,hnsw", help="ANN kinds to build ('' = none)")
     ap.add_argument("--ann-args", default="", help="extra args for every `xqg ann build`, e.g. '--nlist 1024'")
     ap.add_argument("--hnsw-args", default="", help="extra args for `xqg ann build --kind hnsw`")
     ap.add_argument("--ivfpq-args", default="", help="extra args for `xqg ann build --kind ivfpq`")
     ap.add_argument("--block-memory", default="256M", help="XQG_SEARCH_MEMORY for the bounded-memory search run")
     ap.add_argument("--nice", type=int, default=0)
+    ap.add_argument("--parallel", type=int, default=1, help="shard builds run at the same time")
     ap.add_argument("--keep", action="store_true", help="keep the work folder's large files")
-    ap.add_argument("--reuse", action="store_true", help="reuse data/encoder already in the work folder")
+    ap.add_argument("--reuse", action="store_true", help="reuse the data, encoder and shard folders already in the work folder (builds resume)")
     # internal: the search probe subprocess
     ap.add_argument("--_search", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--index", help=argparse.SUPPRESS)
     ap.add_argument("--probe-queries", help=argparse.SUPPRESS)
     ap.add_argument("--block-rows", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--k", type=int, default=100, help=argparse.SUPPRESS)
+    ap.add_argument("--full-queries", type=int, default=20, help="queries timed through Searcher.search (encode + both rankings)")
     args = ap.parse_args(argv)
     if args._search:
         return search_probe(args)
@@ -341,7 +342,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[scale_run] data: {res['data']}", file=sys.stderr, flush=True)
     if not (args.reuse and (enc_dir / "config.json").exists()):
         shutil.rmtree(enc_dir, ignore_errors=True)
-        res["encoder"] = make_encoder(enc_dir, args.layers, args.intermediate, args.vocab, args.seed)
+        # In a child process: Linux reports a child's peak RSS (wait4) as at least the parent's RSS at
+        # fork, so this process must stay small (no torch here) for the figures below to be right.
+        made = subprocess.run([sys.executable, "-c", "import json,sys; from benchmarks.scale_run import make_encoder; "
+                               f"print(json.dumps(make_encoder(__import__('pathlib').Path({str(enc_dir)!r}), {args.layers}, {args.intermediate}, {args.vocab}, {args.seed})))"],
+                              cwd=str(ROOT), check=True, capture_output=True, text=True)
+        res["encoder"] = json.loads(made.stdout.strip().splitlines()[-1])
     else:
         res["encoder"] = {"folder": str(enc_dir), "reused": True}
     probes = work / "probes.jsonl"
@@ -351,18 +357,27 @@ def main(argv: list[str] | None = None) -> int:
                     "--queries-per-lang", str(args.gen_per_lang), "--max-passage-length", str(args.max_passage_length),
                     "--batch-size", str(args.batch_size), "--chunk-size", str(args.chunk_size), "--seed", str(args.seed),
                     "--device", "cpu", "--quiet", "--json"]
-    shard_dirs = []
-    res["shards"] = []
-    for i in range(args.shards):
-        out = work / f"shard-{i}"
-        shutil.rmtree(out, ignore_errors=True)
-        r = run(xqg_cmd() + ["build", "--shard", f"{i}/{args.shards}", "--out", str(out)] + build_common, log, nice=args.nice)
-        if r["rc"] != 0:
-            res["error"] = f"shard {i} build failed"
-            return _finish(res, args, t_all)
-        r["disk_bytes"] = _du(out)
-        shard_dirs.append(out)
-        res["shards"].append(r)
+    shard_dirs = [work / f"shard-{i}" for i in range(args.shards)]
+    res["shards"] = [None] * args.shards
+
+    def build_one(i: int) -> None:
+        out = shard_dirs[i]
+        if not args.reuse:  # with --reuse, `xqg build` resumes (or reuses) what is there
+            shutil.rmtree(out, ignore_errors=True)
+        r = run(xqg_cmd() + ["build", "--shard", f"{i}/{args.shards}", "--out", str(out)] + build_common, work / f"build-{i}.log", nice=args.nice)
+        r["disk_bytes"] = _du(out) if r["rc"] == 0 else None
+        res["shards"][i] = r
+
+    t_b = time.perf_counter()
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max(1, args.parallel)) as pool:
+        list(pool.map(build_one, range(args.shards)))
+    res["build_wall_seconds"] = round(time.perf_counter() - t_b, 1)
+    _save(res, args)
+    if any(r["rc"] != 0 for r in res["shards"]):
+        res["error"] = "a shard build failed"
+        return _finish(res, args, t_all)
     if args.ray_shard:
         out = work / "shard-0-ray"
         shutil.rmtree(out, ignore_errors=True)
@@ -388,8 +403,9 @@ def main(argv: list[str] | None = None) -> int:
         res["merge_single"] = run(xqg_cmd() + ["merge", "--layout", "single", "--out", str(single), "--json", *map(str, shard_dirs)], log, nice=args.nice)
         if res["merge_single"]["rc"] == 0:
             res["merge_single"]["disk_bytes"] = _du(single)
-            res["single_search"] = run([sys.executable, "-m", "benchmarks.scale_run", "--_search", "--index", str(single), "--probe-queries", str(probes)], log, nice=args.nice)
+            res["single_search"] = run([sys.executable, "-m", "benchmarks.scale_run", "--_search", "--index", str(single), "--probe-queries", str(probes), "--full-queries", str(args.full_queries)], log, nice=args.nice)
         shutil.rmtree(single, ignore_errors=True)
+    _save(res, args)
     files = {}
     for p in sorted(shard_dirs[0].rglob("*")):
         if p.is_file():
@@ -398,9 +414,10 @@ def main(argv: list[str] | None = None) -> int:
     res["disk"]["bytes_per_passage"] = round(res["disk"]["shards_bytes"] / args.passages, 1)
 
     # exact search: default memory budget and a small one (block-wise)
-    res["search_exact"] = run([sys.executable, "-m", "benchmarks.scale_run", "--_search", "--index", str(merged), "--probe-queries", str(probes)], log, nice=args.nice)
-    res["search_exact_bounded"] = run([sys.executable, "-m", "benchmarks.scale_run", "--_search", "--index", str(merged), "--probe-queries", str(probes)],
+    res["search_exact"] = run([sys.executable, "-m", "benchmarks.scale_run", "--_search", "--index", str(merged), "--probe-queries", str(probes), "--full-queries", str(args.full_queries)], log, nice=args.nice)
+    res["search_exact_bounded"] = run([sys.executable, "-m", "benchmarks.scale_run", "--_search", "--index", str(merged), "--probe-queries", str(probes), "--full-queries", str(args.full_queries)],
                                       log, env={"XQG_SEARCH_MEMORY": args.block_memory}, nice=args.nice)
+    _save(res, args)
     q1 = json.loads(probes.read_text().splitlines()[0])["text"]
     res["xqg_search_cli"] = run(xqg_cmd() + ["search", "--index", str(merged), "--lang", "en", "--json", q1], log, nice=args.nice)
     if res["xqg_search_cli"].get("json"):
@@ -415,6 +432,7 @@ def main(argv: list[str] | None = None) -> int:
         res["ann"][kind] = {"build": b, "eval": e, "extra_args": extra}
         if b["rc"] == 0:
             res["ann"][kind]["file_bytes"] = _du(merged / "ann")
+        _save(res, args)
     return _finish(res, args, t_all)
 
 
@@ -474,6 +492,17 @@ def summary(res: dict[str, Any]) -> dict[str, Any]:
                             "ann_ms_per_query": e.get("ann_ms_per_query"), "exact_ms_per_query": e.get("exact_ms_per_query"),
                             "file_bytes": a.get("file_bytes")}
     return s
+
+
+def _save(res: dict[str, Any], args: argparse.Namespace) -> None:
+    """Write what is measured so far (a run stopped half way still leaves its figures)."""
+    if args.json:
+        try:
+            res["summary"] = summary(res)
+        except Exception:  # noqa: BLE001
+            pass
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(res, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def _finish(res: dict[str, Any], args: argparse.Namespace, t_all: float) -> int:

@@ -139,3 +139,40 @@ def test_resume_continues_from_checkpoint(trained: dict, tiny_encoder_dir: Path)
     assert state["step"] == 3 and state["resumed_from_step"] == 1
     assert any("resumed optimizer state" in m for m in logs)
     assert any("resumed from" in m for m in logs)
+
+
+def test_copy_bias_boosts_passage_names_and_numbers() -> None:
+    from xqg_tui.models.generator import SourceCopyBias
+
+    c = SourceCopyBias([[1, 3], []], 2.0)
+    scores = torch.zeros((2, 5))
+    scores[0, 3] = float("-inf")  # blocked by the language constraint: stays blocked
+    out = c(torch.zeros((2, 1), dtype=torch.long), scores)
+    assert out[0].tolist() == [0.0, 2.0, 0.0, float("-inf"), 0.0]
+    assert out[1].tolist() == [0.0] * 5
+
+
+def test_copy_candidates_are_names_and_numbers(tiny_encoder_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from xqg_tui.models.generator import copy_candidate_ids
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_encoder_dir))
+    ids = copy_candidate_ids(tok, "Cairo", "The city of Cairo was founded in 969 and the river is long.")
+    pieces = set(tok.convert_ids_to_tokens(ids))
+    assert not pieces & set(tok.convert_ids_to_tokens(tok("The city river long", add_special_tokens=False)["input_ids"]))
+    assert ids  # Cairo / 969
+
+
+def test_head_temperature_divides_logits(trained: dict, tmp_path: Path, tiny_encoder_dir: Path) -> None:
+    from safetensors.torch import load_file
+
+    a = load_file(str(export_assets(trained["out"], tmp_path / "a", encoder_folder=tiny_encoder_dir) / "decoder.safetensors"))
+    b = load_file(str(export_assets(trained["out"], tmp_path / "b", encoder_folder=tiny_encoder_dir, temperature=2.0,
+                                    copy_bias=1.5) / "decoder.safetensors"))
+    for key in ("cls.predictions.transform.LayerNorm.weight", "xqg.allowed_bias"):
+        assert torch.allclose(b[key].float() * 2.0, a[key].float(), atol=1e-2)
+    assert torch.equal(a["cls.predictions.transform.dense.weight"], b["cls.predictions.transform.dense.weight"])
+    meta = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert meta["head_temperature"] == 2.0
+    assert json.loads((tmp_path / "b" / LANGUAGE_TOKENS_FILE).read_text())["decoding"]["copy_bias"] == 1.5

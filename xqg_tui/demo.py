@@ -16,7 +16,7 @@ from typing import Any
 from .errors import XQGError
 from .paths import cache_dir, demo_dir
 
-DEMO_ALPHA = 0.1
+DEMO_ALPHA = 0.3
 DEMO_FUSION = "mean"
 
 DEMO_NOTE = (

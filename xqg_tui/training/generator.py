@@ -721,14 +721,17 @@ def train_generator(cfg: TrainConfig, log: Log = print, encoder_folder: Path | N
 
 
 def export_assets(train_dir: Path, assets_dir: Path, encoder_folder: Path | None = None,
-                  encoder_spec: str = "offline", copy_bias: float = 0.0) -> Path:
+                  encoder_spec: str = "offline", copy_bias: float = 0.0, temperature: float = 1.0) -> Path:
     """Write the shipped asset files from a training folder: ``decoder.safetensors``
     (float16; decoder layers, head transform, positions, allowed ids + their bias),
     ``config.json`` (the EncoderDecoder config; the encoder part names the layers kept),
     ``language_tokens.json`` (the per-language output ids for the decoding constraint,
     recomputed from the training data when the folder predates it, and the recommended
     ``copy_bias`` for the passage's names and numbers, 0 = off) and
-    ``manifest.json`` (sha256 of each file)."""
+    ``manifest.json`` (sha256 of each file). ``temperature`` > 1 calibrates the exported
+    head: the output LayerNorm's weight and bias and the output bias are divided by it,
+    which divides every logit by it exactly (sampling at temperature 1 from the exported
+    model = sampling at ``temperature`` from the checkpoint); recorded in the manifest."""
     import hashlib
 
     from safetensors.torch import load_file, save_file
@@ -739,6 +742,12 @@ def export_assets(train_dir: Path, assets_dir: Path, encoder_folder: Path | None
     train_dir, assets_dir = Path(train_dir), Path(assets_dir)
     state = json.loads((train_dir / "train_state.json").read_text(encoding="utf-8"))
     weights = load_file(str(train_dir / "decoder.safetensors"))
+    if temperature <= 0:
+        raise XQGError(f"temperature must be > 0 (got {temperature})")
+    if temperature != 1.0:
+        for key in ("cls.predictions.transform.LayerNorm.weight", "cls.predictions.transform.LayerNorm.bias",
+                    "xqg.allowed_bias"):
+            weights[key] = weights[key].float() / float(temperature)
     shipped = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in weights.items()}
     enc_folder = Path(encoder_folder) if encoder_folder is not None else _encoder_folder(encoder_spec)
     enc_cfg = AutoConfig.from_pretrained(str(enc_folder)).to_dict()
@@ -780,7 +789,9 @@ def export_assets(train_dir: Path, assets_dir: Path, encoder_folder: Path | None
         "encoder": {"source": "offline (multilingual-e5-small)", "layers": int(state["encoder_layers"]),
                     "vocab_size": enc_cfg["vocab_size"], "hidden_size": enc_cfg["hidden_size"]},
         "files": files,
-        "training": {k: state[k] for k in ("step", "epoch", "minutes", "loss_ema", "vocabulary", "stats")},
+        "training": {k: state.get(k) for k in ("step", "epoch", "minutes", "minutes_total", "loss_ema", "vocabulary",
+                                               "stats")},
+        "head_temperature": float(temperature),
     })
     return assets_dir
 

@@ -46,7 +46,7 @@ def cmd_train_generator(args: argparse.Namespace) -> int:
     out = train_generator(cfg, log=log)
     if args.export:
         target = Path(args.export) if args.export != "demo" else assets_dir() / "demo-generator"
-        export_assets(out, target, encoder_spec=args.encoder, copy_bias=args.copy_bias)
+        export_assets(out, target, encoder_spec=args.encoder, copy_bias=args.copy_bias, temperature=args.head_temperature)
         log(f"assets written to {target}; `xqg models prepare demo --force` assembles them")
     print(out)
     return 0
@@ -91,5 +91,7 @@ def add_parser(tsub: Any) -> None:
     p.add_argument("--export", default=None, help="after training, write the assets to this folder ('demo': assets/demo-generator)")
     p.add_argument("--copy-bias", type=float, default=0.0,
                    help="with --export: recommended decoding bias on the passage's names/numbers (0 = off)")
+    p.add_argument("--head-temperature", type=float, default=1.0,
+                   help="with --export: divide the exported logits by this (calibrates an over-confident model; 1 = as trained)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train_generator)
