@@ -63,17 +63,44 @@ def multilingual_lines(count: int = 320, seed: int = 0) -> list[str]:
     return lines
 
 
+def deterministic_wordpiece_vocab(lines: list[str], words: int = 400) -> dict[str, int]:
+    """A WordPiece vocabulary from ``lines``: the specials, every character (alone and as
+    a ``##`` continuation) and the most frequent whole words. ``tokenizers``' trainer
+    breaks ties differently from run to run, which made every model built on it (and
+    the tests that train one) vary between runs; this one is the same every time."""
+    import string
+    import unicodedata
+    from collections import Counter
+
+    def pieces(line: str) -> list[str]:  # BERT's basic split: whitespace, then punctuation
+        out: list[str] = []
+        for word in line.split():
+            cur = ""
+            for ch in word:
+                if unicodedata.category(ch).startswith("P"):
+                    out += [cur, ch] if cur else [ch]
+                    cur = ""
+                else:
+                    cur += ch
+            if cur:
+                out.append(cur)
+        return out
+
+    counts = Counter(w for line in lines for w in pieces(line))
+    chars = sorted({ch for w in counts for ch in w} | set(string.ascii_letters + string.digits))
+    top = sorted((w for w in counts if len(w) > 1), key=lambda w: (-counts[w], w))[:words]
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + chars + ["##" + c for c in chars] + top
+    return {t: i for i, t in enumerate(dict.fromkeys(tokens))}
+
+
 def build_tiny_encoder(folder: Path, lines: list[str]) -> Path:
-    """2-layer BERT, hidden 32, WordPiece vocab trained on ``lines``; safetensors."""
+    """2-layer BERT, hidden 32, a deterministic WordPiece vocab from ``lines``; safetensors."""
     import torch
-    from tokenizers import BertWordPieceTokenizer
     from transformers import BertConfig, BertModel, BertTokenizer
 
     from xqg_tui.models.encoder import quiet_transformers
 
-    wordpiece = BertWordPieceTokenizer(lowercase=False, strip_accents=False)
-    wordpiece.train_from_iterator(lines, vocab_size=600, min_frequency=1, show_progress=False)
-    tokenizer = BertTokenizer(vocab=wordpiece.get_vocab(), do_lower_case=False, strip_accents=False)
+    tokenizer = BertTokenizer(vocab=deterministic_wordpiece_vocab(lines), do_lower_case=False, strip_accents=False)
     config = BertConfig(
         vocab_size=len(tokenizer),
         hidden_size=32,

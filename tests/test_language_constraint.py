@@ -131,7 +131,7 @@ def test_resume_continues_from_checkpoint(trained: dict, tiny_encoder_dir: Path)
     import dataclasses
 
     out = trained["out"]
-    assert (out / "optimizer.pt").is_file()
+    assert (out / "optimizer.safetensors").is_file()
     logs: list[str] = []
     cfg = dataclasses.replace(trained["cfg"], max_steps=3, resume=True, xquad_repeat=2)
     train_generator(cfg, log=logs.append, encoder_folder=tiny_encoder_dir)
@@ -176,3 +176,28 @@ def test_head_temperature_divides_logits(trained: dict, tmp_path: Path, tiny_enc
     meta = json.loads((tmp_path / "b" / "manifest.json").read_text())
     assert meta["head_temperature"] == 2.0
     assert json.loads((tmp_path / "b" / LANGUAGE_TOKENS_FILE).read_text())["decoding"]["copy_bias"] == 1.5
+
+
+def test_optimizer_state_round_trips_through_safetensors(tmp_path: Path) -> None:
+    """The trainer's optimizer state is saved without pickle and restores exactly."""
+    from xqg_tui.training.generator import load_optimizer_state, save_optimizer_state
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 3)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    for _ in range(2):
+        opt.zero_grad()
+        model(torch.randn(5, 4)).sum().backward()
+        opt.step()
+    path = tmp_path / "optimizer.safetensors"
+    save_optimizer_state(opt, 7, path)
+    step, state = load_optimizer_state(path)
+    assert step == 7
+    fresh = torch.optim.AdamW(torch.nn.Linear(4, 3).parameters(), lr=5.0)
+    fresh.load_state_dict(state)
+    want, got = opt.state_dict(), fresh.state_dict()
+    assert got["param_groups"] == want["param_groups"]
+    for pid, entry in want["state"].items():
+        for name, value in entry.items():
+            assert torch.equal(got["state"][pid][name], value), (pid, name)
+    assert not path.with_name(path.name + ".tmp").exists()

@@ -140,3 +140,28 @@ async def test_tui_inspector_works_on_a_sums_index(tui_index, tmp_path):
         assert "--store sums" in text
         for q in s.index.generated(row)["ja"]:
             assert q in text
+
+
+
+@pytest.mark.parametrize("store", ["full", "sums"])
+def test_fuse_in_row_blocks_equals_the_whole_matrix(pair, models, tmp_path, monkeypatch, store,
+                                                    tiny_encoder_dir, tiny_generator_dir):
+    """The build fuses a few rows at a time (flat memory whatever the corpus size);
+    the file holds the same bytes as fusing the whole matrix at once."""
+    from xqg_tui.index import builder
+    from xqg_tui.index.fusion import FusionSpec
+
+    enc, gen = models
+    dim = open_index(pair[0]).dim
+    monkeypatch.setattr(builder, "FUSE_BLOCK_BYTES", 5 * dim * 4)  # 5 rows a block: 3 blocks for 12 rows
+    out = tmp_path / store
+    build_index(BuildConfig(out=out, store=store, corpus=pair[0].parent / "corpus.jsonl", encoder=str(tiny_encoder_dir),
+                            generator=str(tiny_generator_dir), langs=["ar", "ja"], queries_per_lang=N, chunk_size=4,
+                            max_new_tokens=6, seed=5), encoder=enc, generator=gen)
+    idx = open_index(out)
+    d = idx.search_defaults
+    spec = FusionSpec(alpha=d["alpha"], fusion=d["fusion"], langs=tuple(d["langs"]))
+    whole = Searcher.open(out, encoder=enc).fused_matrix(spec).astype(idx.manifest["dtype"])
+    stored = np.load(out / idx.manifest["data_dir"] / "fused_vectors.npy", allow_pickle=False)
+    assert stored.shape == (12, dim) and not spec.is_plain
+    assert np.array_equal(stored, whole)

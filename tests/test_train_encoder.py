@@ -88,7 +88,7 @@ def _weights(folder: Path) -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, train_file, tiny_e5_encoder_dir):
     out = tmp_path_factory.mktemp("ckpt") / "model"
-    cfg = TrainConfig(base=str(tiny_e5_encoder_dir), out=out, epochs=3, batch_size=8, hard_negatives=1,
+    cfg = TrainConfig(base=str(tiny_e5_encoder_dir), out=out, epochs=6, batch_size=8, hard_negatives=1,
                       learning_rate=5e-3, seed=11, warmup_ratio=0.0)
     res = train_encoder(cfg, read_training_file(train_file))
     return cfg, res
@@ -98,7 +98,7 @@ def test_training_lowers_the_loss_and_saves_a_loadable_checkpoint(trained, tiny_
     from xqg_tui.models.encoder import Encoder
 
     cfg, res = trained
-    assert res.steps == 15 and res.temperature == 0.05  # normalised encoder
+    assert res.steps == 30 and res.temperature == 0.05  # normalised encoder
     assert res.losses[-1] < res.losses[0]
     files = {p.name for p in res.path.iterdir()}
     assert "model.safetensors" in files and not any(f.endswith((".bin", ".pt")) for f in files)
@@ -131,16 +131,20 @@ def test_fine_tuning_moves_queries_towards_their_passages(trained, train_file, t
     ex = read_training_file(train_file)
     rows = {p.docid: i for i, p in enumerate(tiny_corpus)}
 
-    def mrr(folder) -> float:
+    def loss(folder) -> float:
+        # The contrastive loss itself over the whole corpus: a continuous measure, unlike
+        # MRR over 40 queries, whose steps made a 15-step gain on a random model flaky.
         enc = Encoder.load(str(folder), device="cpu")
         P = enc.encode_passages(tiny_corpus)
         Q = enc.encode_queries([e.query for e in ex])
-        S = Q @ P.T
-        ranks = [1 + int((S[i] > S[i, rows[e.positives[0].docid]]).sum()) for i, e in enumerate(ex)]
-        return float(np.mean([1.0 / r for r in ranks]))
+        S = (Q @ P.T) / res.temperature
+        S = S - S.max(axis=1, keepdims=True)
+        logp = S - np.log(np.exp(S).sum(axis=1, keepdims=True))
+        return float(-np.mean([logp[i, rows[e.positives[0].docid]] for i, e in enumerate(ex)]))
 
-    # Tiny random model, 15 steps: the gain is small but must be there (0.20 -> 0.23-0.26 seen).
-    assert mrr(res.path) > mrr(tiny_e5_encoder_dir) + 0.01
+    before, after = loss(tiny_e5_encoder_dir), loss(res.path)
+    print(f"contrastive loss on the training queries: {before:.4f} -> {after:.4f}")
+    assert after < before - 0.02
 
 
 def test_config_errors():

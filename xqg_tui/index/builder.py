@@ -35,7 +35,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -693,15 +693,23 @@ def _build_locked(config: BuildConfig, rep: _Reporter, encoder: Any, generator: 
         rep("fuse", 0, 1, "matrix", "passages have different numbers of generated queries: `sum` fusion favours passages with more queries; consider --fusion mean", level="warning")
     from .store import sums_aggregate
 
-    aggregates = {
-        lang: sums_aggregate(qstore[lang], counts[:, j], fusion) if config.store == "sums"
-        else language_aggregate(qstore[lang], counts[:, j], None, fusion)
-        for j, lang in enumerate(langs)
-        if lang in search_langs
-    }
-    fused = augmented_matrix(P, aggregates, spec)
-    save_npy_atomic(tmp / "fused_vectors.npy", fused.astype(config.dtype))
-    del aggregates, fused, qstore, P
+    fused_langs = [(j, lang) for j, lang in enumerate(langs) if lang in search_langs]
+
+    def fused_blocks() -> Iterator[np.ndarray]:
+        # Row blocks of ~64 MB of float32 per matrix: memory stays flat whatever N is
+        # (a 250k-passage shard peaked at 3.3 GB when this was one matrix).
+        step = max(1, FUSE_BLOCK_BYTES // max(1, dim * 4))
+        for a in range(0, len(passages), step):
+            b = min(len(passages), a + step)
+            aggregates = {
+                lang: sums_aggregate(qstore[lang][a:b], counts[a:b, j], fusion) if config.store == "sums"
+                else language_aggregate(qstore[lang][a:b], counts[a:b, j], None, fusion)
+                for j, lang in fused_langs
+            }
+            yield augmented_matrix(P[a:b], aggregates, spec).astype(config.dtype)
+
+    _write_npy_chunks(tmp / "fused_vectors.npy", (len(passages), dim), config.dtype, fused_blocks())
+    del qstore, P
     rep.finish("fuse")
 
     rep.start("write")
@@ -854,6 +862,9 @@ def _query_blocks(plan: "WorkPlan", lang: str, counts: np.ndarray, nmax: int, di
             block = np.zeros((b - a, nmax, dim), dtype=part.dtype)
             block[:, : part.shape[1]] = part
             yield block
+
+
+FUSE_BLOCK_BYTES = 64 << 20  # float32 bytes per fused row block (tests lower it)
 
 
 def _write_npy_chunks(path: Path, shape: tuple[int, ...], dtype: str, blocks: Iterable[np.ndarray]) -> None:

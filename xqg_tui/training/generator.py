@@ -24,7 +24,7 @@ Training pairs (prompt = ``build_prompt(lang, title, passage)``, target = a ques
   ``demo_repeat`` times per epoch. The evaluation queries are never read.
 
 Everything is deterministic given the seed. Checkpoints (the trainable decoder
-weights, safetensors, and the optimizer state, ``optimizer.pt``) are written every
+weights, safetensors, and the optimizer state, ``optimizer.safetensors``) are written every
 ``checkpoint_minutes`` and at the end, so a stopped run loses little; ``resume``
 continues from the checkpoint in ``out_dir`` (weights, step, and the optimizer state
 when present; the learning-rate schedule restarts with a short warm-up over the new
@@ -463,7 +463,48 @@ def trainable_state(decoder: torch.nn.Module, allowed: torch.Tensor) -> dict[str
     return out
 
 
-OPTIMIZER_FILE = "optimizer.pt"
+OPTIMIZER_FILE = "optimizer.safetensors"
+
+
+def save_optimizer_state(opt: torch.optim.Optimizer, step: int, path: Path) -> None:
+    """The optimizer state as safetensors (never a pickle): every tensor under
+    ``state.<param>.<name>``, the rest (param groups, plain numbers) as JSON metadata.
+    Written to a temporary file and renamed, so a crash leaves the old state."""
+    from safetensors.torch import save_file
+
+    sd = opt.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, Any] = {}
+    for pid, entry in sd["state"].items():
+        for name, value in entry.items():
+            key = f"state.{pid}.{name}"
+            if isinstance(value, torch.Tensor):
+                tensors[key] = value.detach().cpu().contiguous()
+            else:
+                scalars[key] = value
+    meta = {"step": str(step), "param_groups": json.dumps(sd["param_groups"]), "scalars": json.dumps(scalars)}
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata=meta)
+    tmp.replace(path)
+
+
+def load_optimizer_state(path: Path) -> tuple[int, dict[str, Any]]:
+    """(step, optimizer state dict) from :func:`save_optimizer_state`'s file."""
+    from safetensors import safe_open
+
+    state: dict[int, dict[str, Any]] = {}
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+        for key in f.keys():
+            _, pid, name = key.split(".", 2)
+            state.setdefault(int(pid), {})[name] = f.get_tensor(key)
+    for key, value in json.loads(meta.get("scalars", "{}")).items():
+        _, pid, name = key.split(".", 2)
+        state.setdefault(int(pid), {})[name] = value
+    # JSON has no tuples; torch keeps e.g. ``betas`` as one, ``params`` as a list.
+    groups = [{k: (v if k == "params" or not isinstance(v, list) else tuple(v)) for k, v in g.items()}
+              for g in json.loads(meta["param_groups"])]
+    return int(meta.get("step", -1)), {"state": state, "param_groups": groups}
 
 
 def resume_checkpoint(out: Path, decoder: torch.nn.Module, opt: torch.optim.Optimizer, allowed: torch.Tensor,
@@ -493,12 +534,16 @@ def resume_checkpoint(out: Path, decoder: torch.nn.Module, opt: torch.optim.Opti
     step = int(meta.get("step", 0))
     opt_path = out / OPTIMIZER_FILE
     if opt_path.is_file():
-        saved = torch.load(str(opt_path), map_location="cpu", weights_only=True)
-        if int(saved.get("step", -1)) == step:
-            opt.load_state_dict(saved["optimizer"])
+        try:
+            saved_step, saved = load_optimizer_state(opt_path)
+        except (OSError, ValueError, KeyError) as e:
+            saved_step, saved = -1, None
+            log(f"{opt_path.name} cannot be read ({e}): fresh optimizer state")
+        if saved is not None and saved_step == step:
+            opt.load_state_dict(saved)
             log(f"resumed optimizer state (step {step})")
-        else:
-            log(f"{opt_path.name} is from step {saved.get('step')}, not {step}: fresh optimizer state")
+        elif saved is not None:
+            log(f"{opt_path.name} is from step {saved_step}, not {step}: fresh optimizer state")
     else:
         log("no optimizer state saved with the checkpoint: fresh optimizer state (warm-up again)")
     log(f"resumed from {path} at step {step} (loss {meta.get('loss_ema')})")
@@ -645,9 +690,7 @@ def train_generator(cfg: TrainConfig, log: Log = print, encoder_folder: Path | N
         tmp = out / "decoder.safetensors.tmp"
         save_file(trainable_state(decoder, allowed), str(tmp), metadata={"format": "pt"})
         tmp.replace(out / "decoder.safetensors")
-        tmp_opt = out / "optimizer.pt.tmp"
-        torch.save({"step": step, "optimizer": opt.state_dict()}, str(tmp_opt))
-        tmp_opt.replace(out / OPTIMIZER_FILE)
+        save_optimizer_state(opt, step, out / OPTIMIZER_FILE)
         dcfg = decoder.config.to_dict()
         atomic_write_json(out / "train_state.json", {
             "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
