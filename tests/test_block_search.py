@@ -101,3 +101,30 @@ def test_row_concat_and_topk_units():
     assert r.tolist() == [[1, 2, 4]], "ties broken by row, as one-shot ranking"
     s, r = TopK(1, 3).result()
     assert r.tolist() == [[-1, -1, -1]]
+
+
+@pytest.mark.parametrize("layout", ["ref", "sharded", "single"])
+def test_default_spec_reads_the_stored_fused_matrix(scale, layout, monkeypatch, tmp_path):
+    """For the build's own defaults the block path reads the one fused matrix the
+    build stored instead of 1 + languages matrices, with the same results; any
+    other spec still computes from the parts."""
+    from xqg_tui.index.merge import merge_shards
+
+    enc = scale["encoder"]
+    mem = Searcher.open(scale["ref"], encoder=enc)
+    path = scale["ref"] if layout == "ref" else merge_shards(scale["shards"], tmp_path / layout, layout=layout).path
+    blk = Searcher.open(path, encoder=enc, block_rows=3)
+    assert blk.index.stored_fused is not None
+    Q = mem.encode_queries(QUERIES)
+    want = mem.search_vectors(Q, 10, mem.spec())
+    calls: list[str] = []
+    real = Searcher._aggregate_block
+    monkeypatch.setattr(Searcher, "_aggregate_block", lambda self, *a: calls.append(a[0]) or real(self, *a))
+    got = blk.search_vectors(Q, 10, blk.spec())
+    assert calls == []  # nothing recomputed from the query vectors
+    np.testing.assert_allclose(want[0], got[0], atol=1e-5)
+    ids = [p.docid for p in mem.index.passages]
+    for a, b in zip(run_map(*want, ids), run_map(*got, [p.docid for p in blk.index.passages])):
+        assert_same_ranking(a, b)
+    blk.search_vectors(Q, 10, blk.spec(alpha=0.5))
+    assert calls  # another alpha: computed from the parts

@@ -140,6 +140,7 @@ class Searcher:
         self._aggregates: dict[tuple[str, int | None, str], np.ndarray] = {}
         self._faiss: "OrderedDict[Any, Any]" = OrderedDict()
         self._fused: "OrderedDict[Any, np.ndarray]" = OrderedDict()
+        self._stored_fused_ok: bool | None = None  # decided on first use
         self._ann: dict[str, Any] = {}
         self._states: "OrderedDict[tuple[str, str], QueryState]" = OrderedDict()
         if block_rows is not None and int(block_rows) < 1:
@@ -299,11 +300,25 @@ class Searcher:
             full = self._fused.get(key)
         if full is not None:
             return full[start:stop]
+        if key is not None and self._stored_fused_serves(spec):
+            return np.asarray(self.index.stored_fused[start:stop], dtype=np.float32)
         P = np.asarray(self.index.passage_vectors[start:stop], dtype=np.float32)
         if key is None:
             return P
         aggs = {l: self._aggregate_block(l, spec.n, spec.fusion, start, stop) for l in spec.langs if spec.coefficients().get(l)}
         return augmented_matrix(P, aggs, spec)
+
+    def _stored_fused_serves(self, spec: FusionSpec) -> bool:
+        """Whether the build's stored fused matrix holds exactly ``spec``'s rows: the
+        index defaults, float32 (a float16 file is rounded after fusing, so it would
+        not match what is computed from the parts)."""
+        if self._stored_fused_ok is None:
+            try:
+                self._stored_fused_ok = (self.index.manifest.get("dtype") == "float32"
+                                         and self.index.stored_fused is not None)
+            except XQGError:
+                self._stored_fused_ok = False
+        return self._stored_fused_ok and spec == self.spec()
 
     def _cached_fused(self, spec: FusionSpec | None) -> None:
         """Keep the whole fused matrix for ``spec`` when it fits the budget (a sharded

@@ -93,6 +93,12 @@ class ShardedIndex:
     def docid_index(self) -> dict[str, int]:
         return {p.docid: i for i, p in enumerate(self.passages)}
 
+    @cached_property
+    def stored_fused(self) -> Any:
+        """The shards' stored fused matrices as one (``RowConcat``), or None if one lacks it."""
+        parts = [s.stored_fused for s in self.shards]
+        return None if any(p is None for p in parts) else RowConcat(parts)
+
     def locate(self, row: int) -> tuple[int, int]:
         """(shard number, row inside that shard) of a global row."""
         offs = self.offsets

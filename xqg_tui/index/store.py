@@ -72,6 +72,9 @@ def sums_aggregate(sums: np.ndarray, counts: np.ndarray, fusion: str) -> np.ndar
     return out
 
 
+FUSED_VECTORS = "fused_vectors.npy"
+
+
 @dataclass
 class Index:
     """A complete, validated index opened read-only."""
@@ -116,6 +119,15 @@ class Index:
     @property
     def encoder_spec(self) -> str:
         return str(self.manifest["encoder"].get("model_id") or self.manifest["encoder"].get("source"))
+
+    @cached_property
+    def stored_fused(self) -> np.ndarray | None:
+        """The fused matrix the build wrote for ``search_defaults`` (memory-mapped), or
+        None when the index has none. One matrix to read instead of 1 + languages."""
+        name = f"{self.manifest['data_dir']}/{FUSED_VECTORS}"
+        if name not in self.manifest.get("files", {}):
+            return None
+        return load_npy(self.root / name, mmap=True)
 
     @cached_property
     def docid_index(self) -> dict[str, int]:
