@@ -290,6 +290,11 @@ def _edit_manifest(root: Path, change) -> None:
     (root / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
 
 
+def _damage_first_line(path: Path) -> None:
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    path.write_text("".join(["not json\n"] + lines[1:]), encoding="utf-8")
+
+
 DAMAGE = {
     "flipped vector byte": (lambda r: _flip_byte(_data(r) / "passage_vectors.npy", -3), r"passage_vectors\.npy: checksum mismatch.*rebuild"),
     "flipped query byte": (lambda r: _flip_byte(_data(r) / "generated.jsonl", 5), r"generated\.jsonl: checksum mismatch"),
@@ -307,8 +312,11 @@ DAMAGE = {
                         r"passage_vectors\.npy is not listed"),
     "wrong field type": (lambda r: _edit_manifest(r, lambda m: m["counts"].update(passages="many")), r"damaged index"),
     "damaged row, manifest agrees": (
-        lambda r: ((_data(r) / "passages.jsonl").write_text("not json\n", encoding="utf-8"), _rewrite_manifest_record(r, "passages.jsonl")),
+        lambda r: (_damage_first_line(_data(r) / "passages.jsonl"), _rewrite_manifest_record(r, "passages.jsonl")),
         r"passages\.jsonl:1: damaged line"),
+    "lines missing, manifest agrees": (
+        lambda r: ((_data(r) / "passages.jsonl").write_text("not json\n", encoding="utf-8"), _rewrite_manifest_record(r, "passages.jsonl")),
+        r"passages\.jsonl: 1 lines for 12 passages"),
     "incomplete": (lambda r: ((r / "manifest.json").unlink(), (r / "work").mkdir()),
                    r"incomplete.*run the same `xqg build` command again"),
     "not an index": (lambda r: (r / "manifest.json").unlink(), r"not an xqg index \(no manifest\.json\)"),

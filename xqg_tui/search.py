@@ -420,7 +420,7 @@ class Searcher:
     ) -> Run:
         """Top-k for every query (a TREC-style run)."""
         run: Run = {}
-        docids = [p.docid for p in self.index.passages]
+        docids = self.index.docids
         if not ann and (self.sharded or self.blockwise(spec)):
             # One pass over the (memory-mapped) rows serves many queries.
             batch_size = max(batch_size, 4096)

@@ -24,6 +24,7 @@ from ..errors import IndexError_, XQGError
 from ..types import Passage
 from . import format as fmt
 from .blocks import RowConcat
+from .lines import ConcatRows
 from .store import SUMS_HINT, Index, SumsOnly, _load_json, open_index, read_manifest, sums_aggregate
 
 KIND_SHARDED = "sharded"
@@ -45,7 +46,7 @@ class ShardedIndex:
     root: Path
     manifest: dict[str, Any]
     shards: list[Index]
-    passages: list[Passage] = field(repr=False, default_factory=list)
+    passages: Any = field(repr=False, default_factory=list)  # ConcatRows of the shards' lazy rows
     passage_vectors: Any = None  # RowConcat (N, D)
     query_vectors: dict[str, Any] = field(repr=False, default_factory=dict)  # lang -> RowConcat (N, NMAX, D)
     query_counts: dict[str, np.ndarray] = field(repr=False, default_factory=dict)  # lang -> (N,)
@@ -90,8 +91,12 @@ class ShardedIndex:
         return str(self.manifest["encoder"].get("model_id") or self.manifest["encoder"].get("source"))
 
     @cached_property
+    def docids(self) -> list[str]:
+        return [d for s in self.shards for d in s.docids]
+
+    @cached_property
     def docid_index(self) -> dict[str, int]:
-        return {p.docid: i for i, p in enumerate(self.passages)}
+        return {d: i for i, d in enumerate(self.docids)}
 
     @cached_property
     def stored_fused(self) -> Any:
@@ -152,7 +157,7 @@ def open_sharded(root: str | Path, verify: bool | None = None, mmap: bool = True
             raise IndexError_(f"{shard.root}: languages or dimension differ from the other shards", "merge the shards again")
         if shard.store != m.get("store", "full"):
             raise IndexError_(f"{shard.root}: store {shard.store!r} differs from the index of shards", "merge the shards again")
-    passages = [p for s in shards for p in s.passages]
+    passages = ConcatRows([s.passages for s in shards])
     langs = list(m["generation"]["langs"])
     sums = m.get("store", "full") == "sums"
     idx = ShardedIndex(
@@ -165,8 +170,10 @@ def open_sharded(root: str | Path, verify: bool | None = None, mmap: bool = True
         query_counts={l: np.concatenate([s.query_counts[l] for s in shards]) for l in langs},
         query_sums={l: RowConcat([s.query_sums[l] for s in shards]) for l in langs} if sums else {},
     )
-    if len(idx.docid_index) != idx.size:
-        raise IndexError_(f"{root}: the same docid appears in more than one shard", "merge the shards again (merge refuses duplicates)")
+    # Merge refuses shards that share a docid; checking every docid here would parse
+    # every passage at open, so only a shard listed twice is caught (cheaply) here.
+    if len({s.root.resolve() for s in shards}) != len(shards):
+        raise IndexError_(f"{root}: the same shard is listed more than once", "merge the shards again (merge refuses duplicates)")
     return idx
 
 

@@ -5,12 +5,14 @@ import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from ..errors import IndexError_, InputError, XQGError
 from ..io.atomic import load_npy
+from .lines import JsonLines
 from ..types import Passage
 from . import format as fmt
 
@@ -81,11 +83,11 @@ class Index:
 
     root: Path
     manifest: dict[str, Any]
-    passages: list[Passage]
+    passages: Sequence[Passage]  # JsonLines: parsed on access
     passage_vectors: np.ndarray  # (N, D), possibly memory-mapped
     query_vectors: dict[str, np.ndarray]  # lang -> (N, NMAX, D), memory-mapped
     query_counts: dict[str, np.ndarray]  # lang -> (N,)
-    _generated: list[dict[str, list[str]]] = field(repr=False, default_factory=list)
+    _generated: Sequence[dict[str, list[str]]] = field(repr=False, default_factory=list)
     query_sums: dict[str, np.ndarray] = field(default_factory=dict)  # lang -> (N, D), store "sums" only
 
     @property
@@ -130,8 +132,13 @@ class Index:
         return load_npy(self.root / name, mmap=True)
 
     @cached_property
+    def docids(self) -> list[str]:
+        """Every docid in row order (one pass over the passages file, then kept)."""
+        return [p.docid for p in self.passages]
+
+    @cached_property
     def docid_index(self) -> dict[str, int]:
-        return {p.docid: i for i, p in enumerate(self.passages)}
+        return {d: i for i, d in enumerate(self.docids)}
 
     def generated(self, row: int) -> dict[str, list[str]]:
         """Generated queries of the passage at ``row``, by language."""
@@ -179,22 +186,36 @@ def verify_files(root: Path, manifest: dict[str, Any], full: bool | None = None)
             raise IndexError_(f"{path}: checksum mismatch", "the index is damaged; rebuild it (`xqg build` with the same arguments)")
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    try:
-        with open(path, encoding="utf-8") as f:
-            for i, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        row = json.loads(line)
-                    except json.JSONDecodeError:
-                        raise IndexError_(f"{path}:{i}: damaged line", "rebuild the index") from None
-                    if not isinstance(row, dict):
-                        raise IndexError_(f"{path}:{i}: damaged line (not a JSON object)", "rebuild the index")
-                    rows.append(row)
-    except UnicodeDecodeError:
-        raise IndexError_(f"{path}: damaged file (invalid UTF-8)", "rebuild the index") from None
-    return rows
+def _spot_check(rows: JsonLines[Any]) -> None:
+    """Parse the first and last rows at open: a damaged file fails here, not at the
+    first search (the checksum check, when on, covers every byte)."""
+    if len(rows):
+        rows[0], rows[len(rows) - 1]
+
+
+def _passage_row(r: dict[str, Any]) -> Passage:
+    return Passage(str(r["docid"]), str(r.get("title", "")), str(r["text"]))
+
+
+def _generated_row(r: dict[str, Any]) -> dict[str, list[str]]:
+    return {str(k): [str(q) for q in v] for k, v in (r.get("generated_queries") or {}).items()}
+
+
+class _NoQueries(Sequence[dict[str, list[str]]]):
+    """The generated queries of an index built without any: an empty dict per row."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [{} for _ in range(*i.indices(self.n))]
+        if not -self.n <= int(i) < self.n:
+            raise IndexError(i)
+        return {}
 
 
 def open_index(root: str | Path, verify: bool | None = None, mmap: bool = True) -> Index:
@@ -243,16 +264,19 @@ def _open_manifest(root: Path, manifest: dict[str, Any], verify: bool | None, mm
             raise IndexError_(f"{root / fmt.MANIFEST}: {name} is not listed among the index files", "the manifest was damaged or edited; rebuild the index")
     counts = manifest["counts"]
     n = int(counts["passages"])
-    rows = _read_jsonl(data / fmt.PASSAGES)
-    passages = [Passage(str(r["docid"]), str(r.get("title", "")), str(r["text"])) for r in rows]
+    # Text is read on demand (a table of line offsets, not the rows: see lines.py).
+    passages = JsonLines(data / fmt.PASSAGES, _passage_row)
+    if len(passages) != n:
+        raise IndexError_(f"{data / fmt.PASSAGES}: {len(passages)} lines for {n} passages", "rebuild the index")
+    _spot_check(passages)
     P = _open_npy(data / fmt.PASSAGE_VECTORS, mmap)
-    if P.ndim != 2 or P.shape[0] != n or len(passages) != n:
+    if P.ndim != 2 or P.shape[0] != n:
         raise IndexError_(f"{data / fmt.PASSAGE_VECTORS}: shape {P.shape} does not match {n} passages", "rebuild the index")
     langs = list(manifest["generation"]["langs"])
     qv: dict[str, np.ndarray] = SumsOnly(root) if sums else {}
     qs: dict[str, np.ndarray] = {}
     qc: dict[str, np.ndarray] = {}
-    generated: list[dict[str, list[str]]] = [{} for _ in range(n)]
+    generated: Sequence[dict[str, list[str]]] = _NoQueries(n)
     if langs:
         C = _open_npy(data / fmt.QUERY_COUNTS, mmap=False)
         if C.shape != (n, len(langs)):
@@ -266,9 +290,8 @@ def _open_manifest(root: Path, manifest: dict[str, Any], verify: bool | None, mm
             else:
                 qv[lang] = Q
             qc[lang] = C[:, j].astype(np.int64)
-        gen_rows = _read_jsonl(data / fmt.GENERATED)
-        if len(gen_rows) != n:
-            raise IndexError_(f"{data / fmt.GENERATED}: {len(gen_rows)} rows for {n} passages", "rebuild the index")
-        for i, r in enumerate(gen_rows):
-            generated[i] = {k: list(v) for k, v in r.get("generated_queries", {}).items()}
+        generated = JsonLines(data / fmt.GENERATED, _generated_row)
+        if len(generated) != n:
+            raise IndexError_(f"{data / fmt.GENERATED}: {len(generated)} rows for {n} passages", "rebuild the index")
+        _spot_check(generated)
     return Index(root, manifest, passages, P, qv, qc, generated, qs)
