@@ -45,7 +45,31 @@ def line_offsets(path: Path) -> np.ndarray:
     return offsets
 
 
-class JsonLines(Sequence[T], Generic[T]):
+class RowSequence(Sequence[T], Generic[T]):
+    """Index and slice handling shared by the row sequences; subclasses give ``_get``."""
+
+    def _get(self, i: int) -> T:
+        raise NotImplementedError
+
+    @overload
+    def __getitem__(self, i: int) -> T: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[T]: ...
+
+    def __getitem__(self, i: int | slice) -> T | list[T]:
+        n = len(self)
+        if isinstance(i, slice):
+            return [self._get(j) for j in range(*i.indices(n))]
+        i = int(i)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"row {i} out of range for {n} rows")
+        return self._get(i)
+
+
+class JsonLines(RowSequence[T]):
     """A read-only JSONL file as a sequence of converted rows, parsed on access."""
 
     def __init__(self, path: str | Path, convert: Callable[[dict[str, Any]], T]) -> None:
@@ -69,21 +93,7 @@ class JsonLines(Sequence[T], Generic[T]):
         except (ValueError, KeyError, TypeError, AttributeError) as exc:  # JSONDecodeError and bad UTF-8 are ValueErrors
             raise IndexError_(f"{self.path}:{i + 1}: damaged line ({exc})", "rebuild the index") from None
 
-    @overload
-    def __getitem__(self, i: int) -> T: ...
-
-    @overload
-    def __getitem__(self, i: slice) -> list[T]: ...
-
-    def __getitem__(self, i: int | slice) -> T | list[T]:
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        n = len(self)
-        i = int(i)
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError(f"row {i} out of range for {n} rows")
+    def _get(self, i: int) -> T:
         assert self._map is not None
         return self._row(i, self._map[int(self._offsets[i]):int(self._offsets[i + 1])])
 
@@ -95,7 +105,7 @@ class JsonLines(Sequence[T], Generic[T]):
                 yield self._row(i, raw)
 
 
-class ConcatRows(Sequence[T], Generic[T]):
+class ConcatRows(RowSequence[T]):
     """Several row sequences one after the other (the shards of an index)."""
 
     def __init__(self, parts: Sequence[Sequence[T]]) -> None:
@@ -105,20 +115,7 @@ class ConcatRows(Sequence[T], Generic[T]):
     def __len__(self) -> int:
         return int(self._offsets[-1])
 
-    @overload
-    def __getitem__(self, i: int) -> T: ...
-
-    @overload
-    def __getitem__(self, i: slice) -> list[T]: ...
-
-    def __getitem__(self, i: int | slice) -> T | list[T]:
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        i = int(i)
-        if i < 0:
-            i += len(self)
-        if not 0 <= i < len(self):
-            raise IndexError(f"row {i} out of range for {len(self)} rows")
+    def _get(self, i: int) -> T:
         part = int(np.searchsorted(self._offsets, i, side="right")) - 1
         return self.parts[part][i - int(self._offsets[part])]
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import IndexError_, InputError, XQGError
 from ..io.atomic import load_npy
-from .lines import JsonLines
+from .lines import JsonLines, RowSequence
 from ..types import Passage
 from . import format as fmt
 
@@ -201,7 +201,7 @@ def _generated_row(r: dict[str, Any]) -> dict[str, list[str]]:
     return {str(k): [str(q) for q in v] for k, v in (r.get("generated_queries") or {}).items()}
 
 
-class _NoQueries(Sequence[dict[str, list[str]]]):
+class _NoQueries(RowSequence[dict[str, list[str]]]):
     """The generated queries of an index built without any: an empty dict per row."""
 
     def __init__(self, n: int) -> None:
@@ -210,11 +210,7 @@ class _NoQueries(Sequence[dict[str, list[str]]]):
     def __len__(self) -> int:
         return self.n
 
-    def __getitem__(self, i: Any) -> Any:
-        if isinstance(i, slice):
-            return [{} for _ in range(*i.indices(self.n))]
-        if not -self.n <= int(i) < self.n:
-            raise IndexError(i)
+    def _get(self, i: int) -> dict[str, list[str]]:
         return {}
 
 
