@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import Checkbox, Input, Label, Static
 
-from tui_fixtures import BIG_ALPHA, FI_QUERY, JA_QUERY, plain_text, run_async, settle, tui_index, tui_searcher  # noqa: F401
+from tui_fixtures import BIG_ALPHA, FI_QUERY, JA_QUERY, plain_text, run_async, settle, tui_index, tui_searcher, until  # noqa: F401
 from xqg_tui.errors import ModelError
 from xqg_tui.search import Searcher
 from xqg_tui.tui.app import create_app
@@ -294,20 +294,22 @@ async def test_mouse_buttons_rows_and_open_index_dialog(tui_searcher, tui_index)
         # click a row, then click it again: the inspector opens on that passage
         aug = app.search_screen.query_one("#augmented", ResultsTable)
         await pilot.click("#augmented", offset=(10, 3))  # line 0 is the header: the third hit
-        await pilot.pause()
+        await until(pilot, lambda: aug.cursor_row == 2)
         assert aug.cursor_row == 2
         await pilot.click("#augmented", offset=(10, 3))
-        await pilot.pause()
+        await until(pilot, lambda: isinstance(app.screen, InspectorScreen))
         assert isinstance(app.screen, InspectorScreen) and app.screen.hit.docid == aug.hits[2].docid
         await pilot.press("escape")
+        await until(pilot, lambda: app.screen is app.search_screen)
         # o: open an index by typing its folder in the picker
         await pilot.press("o")
-        await pilot.pause()
+        await until(pilot, lambda: isinstance(app.screen, PathPicker))
         assert isinstance(app.screen, PathPicker)
         assert app.screen.query_one(DirectoryTree) is not None
         app.screen.query_one("#picker-path", Input).value = str(tui_index)
         await pilot.click("#choose")
         await settle(pilot, app)
+        await until(pilot, lambda: app.screen is app.search_screen and app.searcher is not tui_searcher)
         assert app.screen is app.search_screen
         assert app.searcher is not tui_searcher and app.searcher.index.root == tui_index
         assert app.search_screen.response is None  # results of the old index are gone

@@ -100,6 +100,18 @@ async def settle(pilot, app) -> None:
         await pilot.pause()
 
 
+async def until(pilot, condition, timeout: float = 15.0) -> None:
+    """Let the app run until ``condition()`` holds (or ``timeout`` seconds pass: the
+    caller's assert then says what is wrong). A fixed pause was too short on a
+    loaded machine."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    await pilot.pause()
+    while not condition() and time.monotonic() < deadline:
+        await pilot.pause(0.05)
+
+
 def run_async(fn):
     """Run an ``async def`` test with asyncio.run (no async pytest plugin needed);
     fixtures still work because the wrapper keeps the signature."""
