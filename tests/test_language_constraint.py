@@ -200,4 +200,19 @@ def test_optimizer_state_round_trips_through_safetensors(tmp_path: Path) -> None
     for pid, entry in want["state"].items():
         for name, value in entry.items():
             assert torch.equal(got["state"][pid][name], value), (pid, name)
-    assert not path.with_name(path.name + ".tmp").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["optimizer.safetensors"]  # no temporary file left
+
+
+def test_unreadable_optimizer_state_resumes_with_a_fresh_one(trained: dict, tiny_encoder_dir: Path, tmp_path: Path) -> None:
+    import dataclasses
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(trained["out"], out)
+    (out / "optimizer.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00not json")
+    logs: list[str] = []
+    cfg = dataclasses.replace(trained["cfg"], out_dir=str(out), max_steps=int(json.loads((out / "train_state.json").read_text())["step"]) + 1,
+                              resume=True)
+    train_generator(cfg, log=logs.append, encoder_folder=tiny_encoder_dir)
+    assert any("cannot be read" in m and "fresh optimizer state" in m for m in logs), logs
+    assert not any("resumed optimizer state" in m for m in logs)

@@ -48,6 +48,7 @@ import torch
 import torch.nn.functional as F
 
 from xqg_tui.errors import XQGError
+from xqg_tui.io.atomic import atomic_write_bytes
 from xqg_tui.models.generator import build_prompt
 
 PAPER_LANGS = ("ar", "bn", "fi", "ja", "ko", "ru", "te")
@@ -469,8 +470,8 @@ OPTIMIZER_FILE = "optimizer.safetensors"
 def save_optimizer_state(opt: torch.optim.Optimizer, step: int, path: Path) -> None:
     """The optimizer state as safetensors (never a pickle): every tensor under
     ``state.<param>.<name>``, the rest (param groups, plain numbers) as JSON metadata.
-    Written to a temporary file and renamed, so a crash leaves the old state."""
-    from safetensors.torch import save_file
+    Written atomically, so a crash leaves the old state."""
+    from safetensors.torch import save
 
     sd = opt.state_dict()
     tensors: dict[str, torch.Tensor] = {}
@@ -483,9 +484,7 @@ def save_optimizer_state(opt: torch.optim.Optimizer, step: int, path: Path) -> N
             else:
                 scalars[key] = value
     meta = {"step": str(step), "param_groups": json.dumps(sd["param_groups"]), "scalars": json.dumps(scalars)}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    tmp.replace(path)
+    atomic_write_bytes(path, save(tensors, metadata=meta))
 
 
 def load_optimizer_state(path: Path) -> tuple[int, dict[str, Any]]:
@@ -534,9 +533,11 @@ def resume_checkpoint(out: Path, decoder: torch.nn.Module, opt: torch.optim.Opti
     step = int(meta.get("step", 0))
     opt_path = out / OPTIMIZER_FILE
     if opt_path.is_file():
+        from safetensors import SafetensorError
+
         try:
             saved_step, saved = load_optimizer_state(opt_path)
-        except (OSError, ValueError, KeyError) as e:
+        except (OSError, ValueError, KeyError, SafetensorError) as e:
             saved_step, saved = -1, None
             log(f"{opt_path.name} cannot be read ({e}): fresh optimizer state")
         if saved is not None and saved_step == step:
@@ -685,11 +686,9 @@ def train_generator(cfg: TrainConfig, log: Log = print, encoder_folder: Path | N
     last_ckpt = t_train
 
     def save(final: bool = False) -> None:
-        from safetensors.torch import save_file
+        from safetensors.torch import save as safetensors_bytes
 
-        tmp = out / "decoder.safetensors.tmp"
-        save_file(trainable_state(decoder, allowed), str(tmp), metadata={"format": "pt"})
-        tmp.replace(out / "decoder.safetensors")
+        atomic_write_bytes(out / "decoder.safetensors", safetensors_bytes(trainable_state(decoder, allowed), metadata={"format": "pt"}))
         save_optimizer_state(opt, step, out / OPTIMIZER_FILE)
         dcfg = decoder.config.to_dict()
         atomic_write_json(out / "train_state.json", {
