@@ -9,7 +9,7 @@ import pytest
 
 from xqg_tui.demo import DEMO_ALPHA, DEMO_FUSION, demo_files, ensure_demo_index
 from xqg_tui.io.queries import read_queries
-from xqg_tui.languages import PAPER_LANGUAGES as DEFAULT_LANGS
+from xqg_tui.languages import PAPER_LANGUAGES
 from xqg_tui.search import Searcher
 
 
@@ -31,9 +31,9 @@ def test_demo_index_has_every_language_and_the_demo_defaults(demo: Searcher) -> 
     counts = []
     for row in range(idx.size):
         generated = idx.generated(row)
-        assert sorted(generated) == sorted(DEFAULT_LANGS)
-        assert all(q.strip() for lang in DEFAULT_LANGS for q in generated[lang])
-        counts += [len(generated[lang]) for lang in DEFAULT_LANGS]
+        assert sorted(generated) == sorted(PAPER_LANGUAGES)
+        assert all(q.strip() for lang in PAPER_LANGUAGES for q in generated[lang])
+        counts += [len(generated[lang]) for lang in PAPER_LANGUAGES]
     # 5 samples per language; an exact duplicate sample is dropped (3 of 1,050 lists here)
     assert min(counts) >= 4 and max(counts) == 5 and counts.count(5) / len(counts) > 0.99
 

@@ -10,7 +10,7 @@ import pytest
 
 from xqg_tui.errors import IndexError_, XQGError
 from xqg_tui.index.builder import BuildConfig, build_index
-from xqg_tui.index.fusion import FusionSpec, augmented_matrix, language_aggregate
+from xqg_tui.index.fusion import FusionSpec, augmented_matrix, language_aggregate, language_scores
 from xqg_tui.index.store import open_index
 from xqg_tui.io.corpus import write_corpus_jsonl
 from xqg_tui.search import Searcher
@@ -297,3 +297,19 @@ def test_cli_user_error_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith("xqg: error:") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("fusion", ["sum", "mean"])
+@pytest.mark.parametrize("n", [None, 0, 1, 2, 7])
+def test_language_scores_equal_the_aggregate_scored(fusion, n):
+    """The one-pass scores the app uses on big indexes follow the aggregate's rules:
+    first min(n, count) queries, zero rows past a count, mean over what is used."""
+    rng = np.random.default_rng(3)
+    counts = np.array([3, 0, 1, 3, 2])
+    V = rng.standard_normal((5, 3, 8)).astype(np.float32)
+    V[np.arange(3)[None, :] >= counts[:, None]] = 0.0  # stored layout: zeros past the count
+    q = rng.standard_normal(8).astype(np.float32)
+    want = language_aggregate(V, counts, n, fusion) @ q
+    got = language_scores(V, counts, n, fusion, q)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert got[1] == 0.0

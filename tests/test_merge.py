@@ -204,3 +204,24 @@ def test_sums_store_shards_merge_and_search(scale, tmp_path):
                     assert_same_ranking(x, y)
             r, r_ref = s.search(QUERIES[1], k=4, alpha=0.9), ref.search(QUERIES[1], k=4, alpha=0.9)
             assert_same_ranking({h.docid: h.score for h in r.augmented}, {h.docid: h.score for h in r_ref.augmented})
+
+
+def test_hand_made_index_of_shards_with_shared_docids_is_refused(merged, tmp_path):
+    """Merge refuses shards that share docids; a hand-edited manifest is caught when
+    docids are first mapped (opening parses no passage), before any run is written."""
+    from xqg_tui.errors import IndexError_
+
+    root = tmp_path / "dup"
+    shutil.copytree(merged["sharded"].path, root, symlinks=True)
+    manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
+    first = manifest["shards"][0]
+    shutil.copytree(root / first["path"], root / "shard-copy")
+    manifest["shards"][1] = {**first, "path": "shard-copy"}
+    (root / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    idx = open_any(root)
+    with pytest.raises(IndexError_, match="same docid appears in more than one shard"):
+        idx.docids
+    manifest["shards"][1] = first
+    (root / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(IndexError_, match="listed more than once"):
+        open_any(root)

@@ -142,7 +142,6 @@ async def test_tui_inspector_works_on_a_sums_index(tui_index, tmp_path):
             assert q in text
 
 
-
 @pytest.mark.parametrize("store", ["full", "sums"])
 def test_fuse_in_row_blocks_equals_the_whole_matrix(pair, models, tmp_path, monkeypatch, store,
                                                     tiny_encoder_dir, tiny_generator_dir):

@@ -133,7 +133,7 @@ def test_fine_tuning_moves_queries_towards_their_passages(trained, train_file, t
 
     def loss(folder) -> float:
         # The contrastive loss itself over the whole corpus: a continuous measure, unlike
-        # MRR over 40 queries, whose steps made a 15-step gain on a random model flaky.
+        # MRR over 40 queries, whose rank steps made a small gain on a random model flaky.
         enc = Encoder.load(str(folder), device="cpu")
         P = enc.encode_passages(tiny_corpus)
         Q = enc.encode_queries([e.query for e in ex])

@@ -82,6 +82,23 @@ def language_aggregate(
     return out
 
 
+def language_scores(
+    vectors: np.ndarray, counts: np.ndarray, n: int | None, fusion: str, query: np.ndarray
+) -> np.ndarray:
+    """``language_aggregate(vectors, counts, n, fusion) @ query`` without building the
+    aggregate: the stored query vectors' own scores, summed (or averaged) per passage.
+    One pass over ``vectors`` (rows, NMAX, D); the aggregate route took three."""
+    use = vectors.shape[1] if n is None else min(int(n), vectors.shape[1])
+    if use == 0 or vectors.shape[0] == 0:
+        return np.zeros(vectors.shape[0], dtype=np.float32)
+    block = np.asarray(vectors[:, :use, :], dtype=np.float32)  # no copy for float32 memory maps
+    scores = (block @ np.asarray(query, dtype=np.float32)).sum(axis=1)
+    if fusion == "mean":
+        used = np.minimum(np.asarray(counts, dtype=np.int64), use).astype(np.float32)
+        scores = np.divide(scores, used, out=np.zeros_like(scores), where=used > 0)
+    return scores
+
+
 def augmented_matrix(
     passage_vectors: np.ndarray,
     aggregates: dict[str, np.ndarray],

@@ -92,7 +92,13 @@ class ShardedIndex:
 
     @cached_property
     def docids(self) -> list[str]:
-        return [d for s in self.shards for d in s.docids]
+        docids = [d for s in self.shards for d in s.docids]
+        # Checked when docids are first needed, not at open (which would parse every
+        # passage); merge refuses such shards, a hand-edited manifest may not.
+        if len(set(docids)) != len(docids):
+            raise IndexError_(f"{self.root}: the same docid appears in more than one shard",
+                              "merge the shards again (merge refuses duplicates)")
+        return docids
 
     @cached_property
     def docid_index(self) -> dict[str, int]:
@@ -170,8 +176,8 @@ def open_sharded(root: str | Path, verify: bool | None = None, mmap: bool = True
         query_counts={l: np.concatenate([s.query_counts[l] for s in shards]) for l in langs},
         query_sums={l: RowConcat([s.query_sums[l] for s in shards]) for l in langs} if sums else {},
     )
-    # Merge refuses shards that share a docid; checking every docid here would parse
-    # every passage at open, so only a shard listed twice is caught (cheaply) here.
+    # Shards sharing docids are caught when docids are first mapped (docid_index);
+    # a shard listed twice is caught now, cheaply.
     if len({s.root.resolve() for s in shards}) != len(shards):
         raise IndexError_(f"{root}: the same shard is listed more than once", "merge the shards again (merge refuses duplicates)")
     return idx

@@ -4,17 +4,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import IndexError_, InputError, XQGError
 from ..io.atomic import load_npy
-from .lines import JsonLines, RowSequence
 from ..types import Passage
 from . import format as fmt
+from .lines import JsonLines, RowSequence
 
 # Full sha256 verification on open below this total size; above it only sizes
 # and npy headers are checked unless verify=True (hashing GBs would make
@@ -129,7 +129,7 @@ class Index:
         name = f"{self.manifest['data_dir']}/{FUSED_VECTORS}"
         if name not in self.manifest.get("files", {}):
             return None
-        return load_npy(self.root / name, mmap=True)
+        return load_npy(fmt.safe_join(self.root, name), mmap=True)
 
     @cached_property
     def docids(self) -> list[str]:
