@@ -38,6 +38,28 @@ def _add_fusion_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-augment", action="store_true", help="rank by the plain passage vectors only")
 
 
+def _positive_int(v: str) -> int:
+    try:
+        n = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {v!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {n}")
+    return n
+
+
+def _output_file(value: str) -> Path:
+    """A file the command will write: its folder must exist (we never create folders
+    the user did not ask for) and it must not be a folder itself."""
+    path = Path(value)
+    if path.is_dir():
+        raise XQGError(f"{path}: is a folder; --out names the file to write", "give a file name, e.g. run.trec")
+    parent = path.parent
+    if not parent.is_dir():
+        raise XQGError(f"{parent}: no such folder for --out {path}", "create the folder first, or write into an existing one")
+    return path
+
+
 def _spec_from_args(searcher, args) -> Any:
     langs = parse_lang_list(args.langs, tuple(searcher.index.langs)) if args.langs is not None else None
     if getattr(args, "no_augment", False):
@@ -55,7 +77,7 @@ def cmd_convert(args) -> int:
             raise XQGError(f"--lang-file expects LANG=FILE, got {item!r}")
         lang, path = item.split("=", 1)
         lang_files[lang.strip()] = Path(path)
-    summary = convert_xquad(Path(args.en), lang_files, Path(args.out))
+    summary = convert_xquad(Path(args.en), lang_files, Path(args.out), overwrite=args.overwrite)
     print(json.dumps(summary, ensure_ascii=False, indent=2) if args.json else _summary_text(summary, args.out))
     return 0
 
@@ -161,6 +183,7 @@ def cmd_retrieve(args) -> int:
     from .io.runs import write_run
     from .search import Searcher
 
+    out = _output_file(args.out)
     queries = read_queries(Path(args.queries), lang=args.lang)
     s = Searcher.open(args.index)
     spec = _spec_from_args(s, args)
@@ -175,7 +198,7 @@ def cmd_retrieve(args) -> int:
     if not args.quiet:
         print(file=sys.stderr)
     tag = args.tag or ("plain" if spec.is_plain else f"xqg-{spec.fusion}-a{spec.alpha:g}")
-    write_run(Path(args.out), run, tag=tag)
+    write_run(out, run, tag=tag)
     if not args.quiet:
         print(f"wrote {args.out}: {len(run)} queries, top {args.k}")
     return 0
@@ -202,14 +225,20 @@ def cmd_eval(args) -> int:
         passage_text = {p.docid: p.text for p in iter_corpus(Path(args.corpus))}
     run = read_run(Path(args.run))
     report = evaluate(run, queries, qrels=qrels, passage_text=passage_text)
+    for w in report.warnings:
+        print(f"xqg: warning: {args.run}: {w}", file=sys.stderr)
     comparison = None
     if args.compare:
         base = evaluate(read_run(Path(args.compare)), queries, qrels=qrels, passage_text=passage_text)
+        for w in base.warnings:
+            print(f"xqg: warning: {args.compare}: {w}", file=sys.stderr)
         comparison = compare_reports(base, report)
     if args.json:
         out = report.to_dict()
         if comparison is not None:
             out["compare"] = comparison.to_dict()
+            if base.unmatched:
+                out["compare"]["unmatched_base"] = dict(base.unmatched)
         print(json.dumps(out, ensure_ascii=False))
     else:
         print(render_table(report, comparison))
@@ -285,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--en", required=True, help="the English SQuAD-format file (its paragraphs are the corpus)")
     x.add_argument("--lang-file", action="append", metavar="LANG=FILE", help="questions in another language (repeatable)")
     x.add_argument("--out", required=True, help="output folder")
+    x.add_argument("--overwrite", action="store_true", help="replace files of the same name in --out that hold other content")
     x.add_argument("--json", action="store_true")
     x.set_defaults(func=cmd_convert)
 
@@ -300,9 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--dtype", choices=["float32", "float16"], default="float32", help="storage type of the vectors")
     b.add_argument("--alpha", type=float, default=None, help="default alpha stored for search (default: 0.01 for sum/mBERT, 0.1 for mean/E5)")
     b.add_argument("--fusion", choices=["sum", "mean"], default=None, help="default fusion stored for search")
-    b.add_argument("--batch-size", type=int, default=32)
-    b.add_argument("--gen-batch-size", type=int, default=16)
-    b.add_argument("--chunk-size", type=int, default=128, help="passages per resumable unit of work")
+    b.add_argument("--batch-size", type=_positive_int, default=32)
+    b.add_argument("--gen-batch-size", type=_positive_int, default=16)
+    b.add_argument("--chunk-size", type=_positive_int, default=128, help="passages per resumable unit of work")
     b.add_argument("--top-k", type=int, default=10, help="sampling top-k (0 = off)")
     b.add_argument("--top-p", type=float, default=None, help="sampling top-p")
     b.add_argument("--temperature", type=float, default=1.0)
@@ -325,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("search", help="search an index with one query")
     s.add_argument("--index", required=True)
     s.add_argument("--lang", default=None, help="language of the query (default: detected)")
-    s.add_argument("--k", type=int, default=10)
+    s.add_argument("--k", type=_positive_int, default=10)
     _add_fusion_args(s)
     s.add_argument("--show-matched", type=int, default=2, help="generated queries shown per hit")
     s.add_argument("--ann", choices=["hnsw", "ivfpq"], default=None, help="approximate search with the ANN index built by `xqg ann build` (same fusion settings)")
@@ -341,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--queries", required=True, help="XOR-TyDi JSONL or TSV (id, text) queries")
     r.add_argument("--lang", default=None, help="language of a TSV queries file")
     r.add_argument("--out", required=True, help="run file to write (TREC format)")
-    r.add_argument("--k", type=int, default=100)
+    r.add_argument("--k", type=_positive_int, default=100)
     r.add_argument("--tag", default=None)
     r.add_argument("--quiet", action="store_true")
     _add_fusion_args(r)

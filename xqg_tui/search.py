@@ -105,6 +105,20 @@ class SearchResponse:
         }
 
 
+def _describe(key: str, value: Any) -> str:
+    """One fingerprint field in words: ``dim 384``, ``weights sha256 3f2a9c1b…``, ``pooling 'cls'``."""
+    if key == "weights_sha256":
+        return f"weights sha256 {str(value)[:12]}…"
+    return f"{key.replace('_', ' ')} {value!r}" if isinstance(value, str) else f"{key.replace('_', ' ')} {value}"
+
+
+def check_k(k: int) -> int:
+    """The number of hits asked for: a whole number of 1 or more (0 or less is a mistake, not 1)."""
+    if isinstance(k, bool) or int(k) != k or k < 1:
+        raise XQGError(f"k must be a whole number of 1 or more, not {k!r}")
+    return int(k)
+
+
 def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """Indices of the k best scores, best first; ties broken by index for stable output."""
     k = min(k, scores.shape[0])
@@ -188,15 +202,17 @@ class Searcher:
         if not hasattr(enc, "fingerprint"):
             return
         fp = enc.fingerprint()
-        for key in ("weights_sha256", "dim", "pooling", "normalize", "query_prefix"):
+        # "dim" first: a dimension mismatch is the one a user recognises at once.
+        for key in ("dim", "weights_sha256", "pooling", "normalize", "query_prefix"):
             if key in stored and key in fp and stored[key] != fp[key]:
                 raise IndexError_(
-                    f"{self.index.root}: the index was built with encoder {stored.get('model_id')!r} "
-                    f"but the loaded encoder {fp.get('model_id')!r} differs ({key})",
+                    f"{self.index.root}: encoder mismatch: the loaded encoder {fp.get('model_id')!r} has "
+                    f"{_describe(key, fp[key])}, the index was built with {_describe(key, stored[key])}",
                     "search with the encoder the index was built with, or rebuild the index",
                 )
         if int(getattr(enc, "dim", self.index.dim)) != self.index.dim:
-            raise IndexError_(f"{self.index.root}: encoder dimension {enc.dim} != index dimension {self.index.dim}", "rebuild the index with this encoder")
+            raise IndexError_(f"{self.index.root}: encoder mismatch: the loaded encoder has dim {enc.dim}, "
+                              f"the index vectors have dim {self.index.dim}", "rebuild the index with this encoder")
 
     # ---- fusion settings --------------------------------------------------------------
     def spec(
@@ -381,7 +397,7 @@ class Searcher:
         memory, or row blocks over the memory-mapped vectors (sharded index, over
         the memory budget, or ``block_rows`` set): the same top-k either way."""
         Q = np.ascontiguousarray(np.atleast_2d(Q), dtype=np.float32)
-        k = max(1, min(int(k), self.index.size))
+        k = min(check_k(k), self.index.size)
         if ann:
             return self.ann_index(ann, spec).search(self, Q, k, **ann_params)
         if self.sharded or self.blockwise(spec):
@@ -416,6 +432,7 @@ class Searcher:
         ann: str | None = None,
     ) -> Run:
         """Top-k for every query (a TREC-style run)."""
+        check_k(k)
         run: Run = {}
         docids = self.index.docids
         if not ann and (self.sharded or self.blockwise(spec)):
@@ -546,7 +563,7 @@ class Searcher:
         else:
             code, detected = detect_language(text, self.index.langs or None).code, True
         vec = self.encode_queries([text])[0]
-        scores, rows = ann.search(self, vec[None, :], max(1, min(int(k), self.index.size)), **params)
+        scores, rows = ann.search(self, vec[None, :], min(check_k(k), self.index.size), **params)
         coefs = spec.coefficients() if not spec.is_plain else {}
         hits = []
         for rank, (row, score) in enumerate(((int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0), 1):
@@ -562,7 +579,7 @@ class Searcher:
 
     def rerank(self, state: QueryState, k: int, spec: FusionSpec, augment: bool = True) -> SearchResponse:
         """Rank again with other fusion settings: no model call, no matrix rebuild."""
-        k = max(1, int(k))
+        k = check_k(k)
         plain = state.plain_scores
         per_lang = self._lang_scores(state, spec)
         aug = combine_scores(plain, per_lang, spec) if augment else plain

@@ -23,7 +23,8 @@ import csv
 import io
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +55,9 @@ class EvalReport:
     per_query: dict[str, dict[str, float]]  # metric -> {qid: value}
     query_lang: dict[str, str]  # qid -> lang, for every evaluated query
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # lang -> metric -> queries averaged
+    # What in the inputs did not line up (see :func:`check_inputs`): counts, and one line each.
+    unmatched: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def languages(self) -> list[str]:
@@ -61,10 +65,13 @@ class EvalReport:
 
     def to_dict(self) -> dict[str, Any]:
         """``{"per_language": {lang: {metric: fraction, ..., "n": int}}, "macro": {...}}``."""
-        return {
+        out: dict[str, Any] = {
             "per_language": {lang: dict(values) for lang, values in self.per_language.items()},
             "macro": dict(self.macro),
         }
+        if self.unmatched:
+            out["unmatched"] = dict(self.unmatched)
+        return out
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
@@ -118,13 +125,17 @@ def evaluate(
     budgets: Sequence[int] = DEFAULT_BUDGETS,
     cache: TokenCache | None = None,
     tokenizer: str = DEFAULT_TOKENIZER,
+    known_docids: Collection[str] | None = None,
 ) -> EvalReport:
     """Evaluate ``run`` on ``queries``, per language.
 
     R@kt metrics need ``passage_text`` (docid -> passage text) and queries with
     answers; ``Recall@k`` for ``k_values``, ``MRR@10`` and ``nDCG@10`` need
     ``qrels``. ``cache`` (a :class:`TokenCache`) can be shared across calls on
-    one corpus so passages are tokenised once.
+    one corpus so passages are tokenised once. ``known_docids`` (the collection's
+    docids; by default the keys of a ``passage_text`` mapping) lets qrels that
+    name other passages be caught: a score is never computed from nothing
+    (see :func:`check_inputs`).
     """
     if not queries:
         raise XQGError("no queries to evaluate")
@@ -136,6 +147,10 @@ def evaluate(
         )
     if any(not isinstance(k, int) or isinstance(k, bool) or k <= 0 for k in k_values):
         raise XQGError(f"cut-offs must be positive integers, got {list(k_values)}")
+
+    if known_docids is None and isinstance(passage_text, Mapping):
+        known_docids = passage_text.keys()
+    unmatched, warnings = check_inputs(run, query_lang, qrels, known_docids)
 
     per_query: dict[str, dict[str, float]] = {}
     if passage_text is not None:
@@ -180,7 +195,60 @@ def evaluate(
         if lang_values:
             macro[name] = _mean(lang_values)
     macro["n"] = len(query_lang)
-    return EvalReport(metrics, per_language, macro, per_query, query_lang, counts)
+    return EvalReport(metrics, per_language, macro, per_query, query_lang, counts, unmatched, warnings)
+
+
+def check_inputs(
+    run: Run, query_lang: Mapping[str, str], qrels: Qrels | None, known_docids: Collection[str] | None
+) -> tuple[dict[str, int], list[str]]:
+    """Count what does not line up between run, queries, qrels and collection.
+
+    Qrels whose relevant passages are all outside the collection would score 0.0
+    everywhere without any mistake in the run: that is refused. Partial mismatches
+    are counted (``unmatched``) and explained (``warnings``), never silently scored.
+    """
+    unmatched: dict[str, int] = {}
+    warnings: list[str] = []
+
+    def note(key: str, count: int, text: str) -> None:
+        if count:
+            unmatched[key] = count
+            warnings.append(text)
+
+    missing_run = sum(1 for qid in query_lang if qid not in run)
+    note("queries_not_in_run", missing_run,
+         f"{missing_run} of {len(query_lang)} queries have no ranking in the run (counted as misses)")
+    if qrels is None:
+        return unmatched, warnings
+    judged = [qid for qid in query_lang if qid in qrels]
+    note("queries_without_qrels", len(query_lang) - len(judged),
+         f"{len(query_lang) - len(judged)} of {len(query_lang)} queries have no judgments in the qrels (left out of Recall/MRR/nDCG)")
+    extra = sum(1 for qid in qrels if qid not in query_lang)
+    note("qrels_queries_not_in_queries", extra, f"{extra} judged query ids of the qrels are not in the queries file (ignored)")
+    relevant = {(qid, d) for qid in judged for d, rel in qrels[qid].items() if rel > 0}
+    if not relevant:
+        return unmatched, warnings
+    if known_docids is not None:
+        known = known_docids if isinstance(known_docids, (AbstractSet, Mapping)) else set(known_docids)
+        outside = sorted({d for _, d in relevant if d not in known})
+        if len(outside) == len({d for _, d in relevant}):
+            raise XQGError(
+                f"none of the {len(outside)} relevant passages in the qrels is in the collection (e.g. '{outside[0]}')",
+                hint="the qrels belong to another corpus or use other docids; every score would be 0",
+            )
+        lost = sum(1 for qid in judged if all(d not in known for d, rel in qrels[qid].items() if rel > 0))
+        note("qrels_docids_not_in_collection", len(outside),
+             f"{len(outside)} relevant docids of the qrels are not in the collection (e.g. '{outside[0]}'); "
+             f"{lost} queries have no findable relevant passage")
+        if lost:
+            unmatched["queries_without_findable_relevant"] = lost
+    else:
+        ranked = {d for ranking in run.values() for d, _ in ranking}
+        if ranked and not any(d in ranked for _, d in relevant):
+            note("qrels_docids_never_ranked", len({d for _, d in relevant}),
+                 "no relevant docid of the qrels occurs anywhere in the run: do the qrels belong to this corpus? "
+                 "(give --index or --corpus to check them against the collection)")
+    return unmatched, warnings
 
 
 def compare_reports(base: EvalReport, other: EvalReport, alpha: float = DEFAULT_ALPHA) -> Comparison:

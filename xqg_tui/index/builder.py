@@ -26,7 +26,6 @@ chunk by chunk, so memory follows the corpus, not the import file.
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import json
 import os
@@ -40,7 +39,7 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 
 from ..errors import BuildLockedError, DiskFullError, IndexError_, InputError, XQGError
-from ..io.atomic import atomic_write_json, load_npy, save_npy_atomic
+from ..io.atomic import atomic_write_json, is_disk_full, load_npy, save_npy_atomic
 from ..io.generated import GeneratedScan, scan_generated
 from ..languages import PAPER_LANGUAGES, is_known, language_name, normalize_code
 from ..types import Passage
@@ -210,6 +209,50 @@ def _acquire_lock(out: Path):
             "wait for it to finish, or stop it (it resumes later); searches on the last complete index keep working",
         ) from None
     return lock
+
+
+def _check_input_file(path: Path) -> None:
+    """A build reads its inputs more than once (a checksum pass, then the data; again on
+    resume), which a pipe cannot give: say so instead of failing on the second read."""
+    if not path.exists():
+        raise InputError(path, None, "no such file")
+    if path.is_dir():
+        raise InputError(path, None, "is a folder, not a file")
+    if not path.is_file():
+        raise InputError(path, None, "is a pipe or device, not a regular file: a build reads its input twice "
+                         "and checks it again on resume", hint="save it to a file first, e.g. `cat ... > corpus.jsonl`")
+
+
+def _check_target(out: Path) -> None:
+    """Refuse, before anything is written, a folder that is not an index of ours."""
+    foreign = fmt.foreign_entries(out)
+    if foreign is None:
+        return
+    shown = ", ".join(foreign[:4]) + (f" and {len(foreign) - 4} more" if len(foreign) > 4 else "")
+    what = "is a file" if not out.is_dir() else f"is not an xqg index folder (it holds {shown})"
+    raise XQGError(f"{out}: {what}; nothing was changed", "choose a new or empty --out folder")
+
+
+def _write_work_config(config: BuildConfig) -> None:
+    """``work/config.json`` marks the folder as a build of ours from its first moment,
+    so a build stopped before its first manifest can be resumed (see ``fmt.foreign_entries``)."""
+    work = config.out / fmt.WORK_DIR
+    work.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(work / "config.json", {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()})
+
+
+def _drop_if_nothing_saved(out: Path, created: bool) -> None:
+    """A build that failed before saving any work leaves the folder as it found it."""
+    work = out / fmt.WORK_DIR
+    if not work.is_dir() or work.is_symlink():
+        return
+    if any(child.name != "config.json" for child in work.iterdir()):
+        return  # saved chunks: kept, the same build resumes from them
+    shutil.rmtree(work, ignore_errors=True)
+    if created and not (out / fmt.MANIFEST).exists():
+        with contextlib.suppress(OSError):
+            (out / fmt.LOCK).unlink()
+            out.rmdir()
 
 
 def _chunks(n: int, size: int) -> list[tuple[int, int]]:
@@ -389,10 +432,22 @@ def build_index(
     from ..io.corpus import read_corpus
 
     rep = _Reporter(progress, cancel)
+    for source in (config.corpus, config.import_generated):
+        if source is not None:
+            _check_input_file(source)
+    _check_target(config.out)
+    created = not config.out.exists()
     try:
         lock = _acquire_lock(config.out)
         try:
+            _write_work_config(config)
             return _build_locked(config, rep, encoder, generator, read_corpus)
+        except BaseException:
+            # Staging files cost space and are rebuilt from the saved work on the next run.
+            with contextlib.suppress(OSError):
+                _remove_stale_temp(config.out)
+            _drop_if_nothing_saved(config.out, created)
+            raise
         finally:
             lock.release()
     except DiskFullError as exc:
@@ -400,7 +455,7 @@ def build_index(
         raise
     except OSError as exc:
         # ENOSPC outside the atomic writers (mkdir, hard-link copies, the lock file).
-        if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        if is_disk_full(exc):
             where = exc.filename or config.out
             raise DiskFullError(f"{where}: disk full", _DISK_FULL_HINT) from None
         raise
@@ -552,8 +607,7 @@ def _build_locked(config: BuildConfig, rep: _Reporter, encoder: Any, generator: 
 
     ray_calls = {"encoder": 0, "generator": 0}
     if need_models:
-        work.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(work / "config.json", {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()})
+        _write_work_config(config)
         if config.engine == "ray" and plan.has_pending():
             from .ray_engine import run_plan
 

@@ -11,6 +11,8 @@ Layout (format version 1)::
         query_counts.npy       (N, L) int32, columns in manifest["generation"]["langs"] order
         query_sums/LANG.npy    (N, D) instead of query_vectors/ when manifest["store"] == "sums":
                                per-language sums only (mean/sum fusion, no per-query view, no n sweep)
+        fused_vectors.npy      (N, D) the augmented vectors of the manifest's search defaults
+    DIR/ann/KIND.faiss, KIND.json  optional approximate index and its sidecar (``xqg ann build``)
     DIR/work/                  chunk files and progress.json of a build in progress
     DIR/.lock                  held by the process that builds
 
@@ -121,3 +123,43 @@ def validate_manifest(root: Path, manifest: Any) -> dict[str, Any]:
     for rel in manifest["files"]:
         safe_join(root, rel)
     return manifest
+
+
+def _reads_as_ours(path: Path, keys: tuple[str, ...]) -> bool:
+    """Whether ``path`` is a JSON object we wrote: ``format`` is ours, or every key is there."""
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(data, dict):
+        return False
+    return data.get("format") == FORMAT_NAME or bool(keys) and all(k in data for k in keys)
+
+
+# The build's own config.json under work/ (written before any model work).
+_WORK_CONFIG_KEYS = ("corpus", "out", "encoder", "generator", "chunk_size")
+
+
+def foreign_entries(folder: Path) -> list[str] | None:
+    """Why ``folder`` is not ours to build into: ``None`` when it is (missing, empty, an
+    index or a half-built index of ours), else the names that make it someone else's.
+
+    A build deletes ``work/`` and old ``data-*`` generations and replaces
+    ``manifest.json``: it must never do that in a folder of the user's.
+    """
+    if not folder.exists():
+        return None
+    if not folder.is_dir():
+        return [folder.name]
+    names = sorted(child.name for child in folder.iterdir())
+    if not names or names == [LOCK]:
+        return None
+    manifest = folder / MANIFEST
+    if manifest.is_file() and _reads_as_ours(manifest, ()):
+        return None
+    config = folder / WORK_DIR / "config.json"
+    if not manifest.exists() and config.is_file() and _reads_as_ours(config, _WORK_CONFIG_KEYS):
+        return None  # a build of ours that was stopped before its first manifest
+    return names

@@ -186,6 +186,15 @@ def verify_files(root: Path, manifest: dict[str, Any], full: bool | None = None)
             raise IndexError_(f"{path}: checksum mismatch", "the index is damaged; rebuild it (`xqg build` with the same arguments)")
 
 
+def _check_array(path: Path, array: np.ndarray, shape: tuple[int, ...], dtype: str) -> None:
+    """An index array must have exactly the shape and type the manifest promises."""
+    if array.shape != shape or array.dtype != np.dtype(dtype):
+        raise IndexError_(
+            f"{path}: shape {array.shape} {array.dtype}, the manifest promises {shape} {dtype}",
+            "the index is damaged or was edited; rebuild it (`xqg build` with the same arguments)",
+        )
+
+
 def _spot_check(rows: JsonLines[Any]) -> None:
     """Parse the first and last rows at open: a damaged file fails here, not at the
     first search (the checksum check, when on, covers every byte)."""
@@ -265,9 +274,14 @@ def _open_manifest(root: Path, manifest: dict[str, Any], verify: bool | None, mm
     if len(passages) != n:
         raise IndexError_(f"{data / fmt.PASSAGES}: {len(passages)} lines for {n} passages", "rebuild the index")
     _spot_check(passages)
+    dim, dtype = counts.get("dim"), manifest["dtype"]
+    if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
+        raise IndexError_(f"{root / fmt.MANIFEST}: field 'counts.dim': expected a positive whole number, got {dim!r}", "rebuild the index")
     P = _open_npy(data / fmt.PASSAGE_VECTORS, mmap)
-    if P.ndim != 2 or P.shape[0] != n:
-        raise IndexError_(f"{data / fmt.PASSAGE_VECTORS}: shape {P.shape} does not match {n} passages", "rebuild the index")
+    _check_array(data / fmt.PASSAGE_VECTORS, P, (n, dim), dtype)
+    if f"{manifest['data_dir']}/{FUSED_VECTORS}" in manifest["files"]:
+        # Read by block search and ANN builds: too few rows would silently hide passages.
+        _check_array(data / FUSED_VECTORS, _open_npy(data / FUSED_VECTORS, mmap=True), (n, dim), dtype)
     langs = list(manifest["generation"]["langs"])
     qv: dict[str, np.ndarray] = SumsOnly(root) if sums else {}
     qs: dict[str, np.ndarray] = {}
@@ -278,9 +292,13 @@ def _open_manifest(root: Path, manifest: dict[str, Any], verify: bool | None, mm
         if C.shape != (n, len(langs)):
             raise IndexError_(f"{data / fmt.QUERY_COUNTS}: shape {C.shape}, expected {(n, len(langs))}", "rebuild the index")
         for j, lang in enumerate(langs):
-            Q = _open_npy(fmt.safe_join(data, f"{qdir}/{lang}.npy"), mmap)
-            if Q.ndim != (2 if sums else 3) or Q.shape[0] != n or Q.shape[-1] != P.shape[1]:
-                raise IndexError_(f"{data}/{qdir}/{lang}.npy: shape {Q.shape} does not fit the index", "rebuild the index")
+            qpath = fmt.safe_join(data, f"{qdir}/{lang}.npy")
+            Q = _open_npy(qpath, mmap)
+            most = int(C[:, j].max()) if n else 0
+            if sums:
+                _check_array(qpath, Q, (n, dim), dtype)
+            else:
+                _check_array(qpath, Q, (n, max(most, Q.shape[1] if Q.ndim == 3 else 0), dim), dtype)
             if sums:
                 qs[lang] = Q
             else:

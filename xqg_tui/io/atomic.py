@@ -13,6 +13,7 @@ import errno
 import json
 import math
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterator
@@ -29,6 +30,14 @@ _NPY_MAGIC = b"\x93NUMPY"
 # permissions instead. The umask can only be read by setting it, so read it once.
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
+
+
+def is_disk_full(exc: OSError) -> bool:
+    """ENOSPC / EDQUOT, or numpy's short write (``ndarray.tofile`` raises a bare
+    ``OSError("N requested and M written")`` without an errno when the disk fills)."""
+    if exc.errno in _DISK_FULL:
+        return True
+    return exc.errno is None and re.fullmatch(r"\d+ requested and \d+ written", str(exc)) is not None
 
 
 def fsync_dir(folder: Path) -> None:
@@ -83,7 +92,7 @@ def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
         tmp_name = None
         fsync_dir(path.parent)
     except OSError as exc:
-        if exc.errno in _DISK_FULL:
+        if is_disk_full(exc):
             raise DiskFullError(f"{path}: disk full while writing this file") from None
         raise
     finally:

@@ -7,6 +7,8 @@ one and is required for TSV, which has no language column.
 """
 from __future__ import annotations
 
+import csv
+
 import json
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -120,12 +122,27 @@ def _get_answers(path: Path, lineno: int, value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _tsv_fields(line: str) -> list[str]:
+    """Tab-separated fields, with CSV-style double-quoted fields read as a TSV corpus
+    reads them (a quoted field may hold a tab); a line that is not valid quoting
+    (a question that merely starts with a quote) is split on tabs as it stands."""
+    fields = line.split("\t")
+    if '"' in line:
+        try:
+            quoted = next(csv.reader([line], delimiter="\t", quotechar='"', strict=True))
+        except csv.Error:
+            return fields
+        if len(quoted) == 2:
+            return quoted
+    return fields
+
+
 def _iter_tsv(path: Path, lang: str) -> Iterator[tuple[int, Query]]:
     first = True
     for lineno, text in iter_lines(path):
         if is_blank(text):
             continue
-        fields = text.split("\t")
+        fields = _tsv_fields(text)
         if first:
             first = False
             if tuple(f.strip().lower() for f in fields) in _TSV_HEADERS:

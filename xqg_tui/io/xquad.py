@@ -9,6 +9,7 @@ answer inside the retrieved English text.
 from __future__ import annotations
 
 import contextlib
+import filecmp
 import json
 import os
 import shutil
@@ -21,7 +22,7 @@ from ..errors import DiskFullError, InputError, XQGError
 from ..languages import is_known, normalize_code
 from ..types import Passage, Query
 from ._common import _DuplicateKey, _no_duplicate_keys, has_space, json_type
-from .atomic import _DISK_FULL, fsync_dir
+from .atomic import fsync_dir, is_disk_full
 from .corpus import write_corpus_jsonl
 from .qrels import write_qrels
 from .queries import write_queries_jsonl
@@ -49,14 +50,16 @@ def xquad_docid(article: int, paragraph: int) -> str:
 
 
 def convert_xquad(en_path: str | Path, lang_files: dict[str, Path], out_dir: str | Path,
-                  include_english: bool = False) -> dict[str, Any]:
+                  include_english: bool = False, overwrite: bool = False) -> dict[str, Any]:
     """Write ``corpus.jsonl``, ``queries.LANG.jsonl`` and ``qrels.LANG.trec`` into ``out_dir``.
 
     All inputs are read and cross-checked (same question ids in the same
     paragraphs as the English file) before anything is written; the outputs
     are written into a temporary folder inside ``out_dir`` and only then moved
     in, so a failure leaves no half-written collection. ``include_english``
-    also writes ``queries.en.jsonl`` from the English questions.
+    also writes ``queries.en.jsonl`` from the English questions. A file of the
+    same name already in ``out_dir`` with other content is never replaced unless
+    ``overwrite`` (running the same conversion again is fine).
 
     Returns a summary: ``{"out_dir", "articles", "passages", "files",
     "languages": {lang: {"queries", "qrels", "queries_file", "qrels_file"}}}``.
@@ -95,7 +98,7 @@ def convert_xquad(en_path: str | Path, lang_files: dict[str, Path], out_dir: str
     files = ["corpus.jsonl"]
     for code in outputs:
         files += [f"queries.{code}.jsonl", f"qrels.{code}.trec"]
-    _write_all(out_dir, passages, outputs)
+    _write_all(out_dir, passages, outputs, overwrite)
     return {
         "out_dir": str(out_dir),
         "articles": len({a for a, _, _, _ in english.paragraphs}),
@@ -110,7 +113,7 @@ def convert_xquad(en_path: str | Path, lang_files: dict[str, Path], out_dir: str
 
 
 def _write_all(out_dir: Path, passages: list[Passage],
-               outputs: dict[str, tuple[list[Query], dict[str, dict[str, int]]]]) -> None:
+               outputs: dict[str, tuple[list[Query], dict[str, dict[str, int]]]], overwrite: bool) -> None:
     tmp: Path | None = None
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -119,18 +122,29 @@ def _write_all(out_dir: Path, passages: list[Passage],
         for code, (queries, qrels) in outputs.items():
             write_queries_jsonl(tmp / f"queries.{code}.jsonl", queries)
             write_qrels(tmp / f"qrels.{code}.trec", qrels)
+        if not overwrite:
+            _refuse_changed(out_dir, sorted(tmp.iterdir()))
         # Everything is on disk; moving within one folder tree cannot run out of space.
         for item in sorted(tmp.iterdir()):
             os.replace(item, out_dir / item.name)
         fsync_dir(out_dir)
     except OSError as exc:
-        if exc.errno in _DISK_FULL:
+        if is_disk_full(exc):
             raise DiskFullError(f"{out_dir}: disk full while writing the converted files") from None
         raise XQGError(f"{out_dir}: cannot write the converted files: {exc.strerror or exc}") from None
     finally:
         if tmp is not None:
             with contextlib.suppress(OSError):
                 shutil.rmtree(tmp)
+
+
+def _refuse_changed(out_dir: Path, new_files: list[Path]) -> None:
+    """Never replace a user's file: an existing one must already hold exactly this content."""
+    for item in new_files:
+        old = out_dir / item.name
+        if old.is_symlink() or old.is_dir() or (old.exists() and not filecmp.cmp(old, item, shallow=False)):
+            raise XQGError(f"{old}: already exists with other content; nothing was written",
+                           "choose another --out folder, or pass --overwrite to replace it")
 
 
 def _check_aligned(path: Path, squad: _Squad, en_by_id: dict[str, _QA]) -> None:
