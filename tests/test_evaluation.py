@@ -329,7 +329,8 @@ RUN_OTHER = {
 def test_report_dict_shape_and_values() -> None:
     rep = evaluate(RUN_BASE, QUERIES, QRELS, CORPUS)
     d = rep.to_dict()
-    assert list(d) == ["per_language", "macro"]
+    assert list(d) == ["per_language", "macro", "unmatched"]
+    assert d["unmatched"] == {"queries_not_in_run": 1}  # r1 is scored as a miss, and that is said
     assert list(d["per_language"]) == ["ar", "ru"]
     keys = ["R@2kt", "R@5kt", "Recall@1", "Recall@5", "Recall@10", "MRR@10", "nDCG@10", "n"]
     assert list(d["per_language"]["ar"]) == keys

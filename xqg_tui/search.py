@@ -206,8 +206,8 @@ class Searcher:
         for key in ("dim", "weights_sha256", "pooling", "normalize", "query_prefix"):
             if key in stored and key in fp and stored[key] != fp[key]:
                 raise IndexError_(
-                    f"{self.index.root}: encoder mismatch: the loaded encoder {fp.get('model_id')!r} has "
-                    f"{_describe(key, fp[key])}, the index was built with {_describe(key, stored[key])}",
+                    f"{self.index.root}: encoder mismatch: the index was built with encoder {stored.get('model_id')!r} "
+                    f"({_describe(key, stored[key])}), the loaded encoder {fp.get('model_id')!r} has {_describe(key, fp[key])}",
                     "search with the encoder the index was built with, or rebuild the index",
                 )
         if int(getattr(enc, "dim", self.index.dim)) != self.index.dim:

@@ -236,12 +236,13 @@ def check_inputs(
                 f"none of the {len(outside)} relevant passages in the qrels is in the collection (e.g. '{outside[0]}')",
                 hint="the qrels belong to another corpus or use other docids; every score would be 0",
             )
-        lost = sum(1 for qid in judged if all(d not in known for d, rel in qrels[qid].items() if rel > 0))
-        note("qrels_docids_not_in_collection", len(outside),
-             f"{len(outside)} relevant docids of the qrels are not in the collection (e.g. '{outside[0]}'); "
-             f"{lost} queries have no findable relevant passage")
-        if lost:
-            unmatched["queries_without_findable_relevant"] = lost
+        if outside:
+            lost = sum(1 for qid in judged if all(d not in known for d, rel in qrels[qid].items() if rel > 0))
+            note("qrels_docids_not_in_collection", len(outside),
+                 f"{len(outside)} relevant docids of the qrels are not in the collection (e.g. '{outside[0]}'); "
+                 f"{lost} queries have no findable relevant passage")
+            if lost:
+                unmatched["queries_without_findable_relevant"] = lost
     else:
         ranked = {d for ranking in run.values() for d, _ in ranking}
         if ranked and not any(d in ranked for _, d in relevant):
